@@ -1,0 +1,5 @@
+"""Run the command line: ``python -m pipeline <stage> ...``."""
+
+from pipeline.cli import main
+
+raise SystemExit(main())

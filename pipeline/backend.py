@@ -1,0 +1,112 @@
+"""The one module that decides the array library: NumPy on the CPU, CuPy on a GPU.
+
+Numerical code never imports CuPy. Functions that receive arrays ask
+:func:`namespace_of` for the array module of their inputs; constructors without array
+input take an explicit ``xp=`` argument obtained from :func:`get_xp`. The command line
+maps ``--device {cpu,cuda,auto}`` to a module with :func:`xp_for_device`. Nothing here
+reads global state or environment variables.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+BACKENDS = ("numpy", "cupy")
+DEVICES = ("cpu", "cuda", "auto")
+
+
+def _import_cupy() -> ModuleType:
+    try:
+        cupy = importlib.import_module("cupy")
+    except ImportError as exc:  # pragma: no cover - depends on the machine
+        raise RuntimeError(
+            "backend 'cupy' needs CuPy: install it with `pip install -e \".[gpu]\"` "
+            "(cupy-cuda12x) on a machine with an NVIDIA GPU and CUDA 12 driver"
+        ) from exc
+    return cupy
+
+
+def cupy_available() -> bool:
+    """True when CuPy imports and sees at least one CUDA device."""
+    try:
+        cupy = importlib.import_module("cupy")
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:  # noqa: BLE001 - any failure means "no usable GPU"
+        return False
+
+
+def get_xp(name: str) -> ModuleType:
+    """Return the array module called ``name``.
+
+    Parameters
+    ----------
+    name : {"numpy", "cupy"}
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, listing the known ones.
+    RuntimeError
+        For ``"cupy"`` when CuPy cannot be imported.
+    """
+    if name == "numpy":
+        return np
+    if name == "cupy":
+        return _import_cupy()
+    raise ValueError(f"unknown array backend {name!r}; expected one of {', '.join(BACKENDS)}")
+
+
+def xp_for_device(device: str) -> ModuleType:
+    """Map a command-line device choice to an array module.
+
+    Parameters
+    ----------
+    device : {"cpu", "cuda", "auto"}
+        ``"auto"`` picks CuPy when a CUDA device is usable, else NumPy.
+    """
+    if device == "cpu":
+        return np
+    if device == "cuda":
+        return get_xp("cupy")
+    if device == "auto":
+        return get_xp("cupy") if cupy_available() else np
+    raise ValueError(f"unknown device {device!r}; expected one of {', '.join(DEVICES)}")
+
+
+def namespace_of(*arrays: Any) -> ModuleType:
+    """Return the array module shared by ``arrays`` (NumPy for scalars and lists).
+
+    Raises
+    ------
+    TypeError
+        When arrays from NumPy and CuPy are mixed.
+    """
+    modules = set()
+    for array in arrays:
+        module = type(array).__module__.split(".")[0]
+        modules.add("cupy" if module == "cupy" else "numpy")
+    if len(modules) > 1:
+        raise TypeError("arrays from different backends were mixed (numpy and cupy); move them to one device first")
+    return get_xp(modules.pop()) if modules else np
+
+
+def backend_name(xp: ModuleType) -> str:
+    """Name of an array module as used in provenance attributes: ``"numpy"`` or ``"cupy"``."""
+    return "cupy" if xp.__name__.split(".")[0] == "cupy" else "numpy"
+
+
+def to_host(array: Any) -> np.ndarray:
+    """Copy an array of either backend to a NumPy array (no copy for NumPy input)."""
+    if type(array).__module__.split(".")[0] == "cupy":
+        return array.get()
+    return np.asarray(array)
+
+
+def synchronize(xp: ModuleType) -> None:
+    """Wait for queued device work (a no-op for NumPy); call before reading a timer."""
+    if backend_name(xp) == "cupy":
+        xp.cuda.get_current_stream().synchronize()

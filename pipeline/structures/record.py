@@ -1,0 +1,137 @@
+"""The normalised structure record every stage reads: one xarray Dataset per structure.
+
+Variables (dimension ``atom``, plus ``xyz`` for positions):
+
+============  ==============  =====  ==========================================
+name          dims            units  meaning
+============  ==============  =====  ==========================================
+positions     (atom, xyz)     Å      Cartesian coordinates, float64
+charge        (atom,)         e      partial charge, float64
+radius        (atom,)         Å      atomic radius (NaN where the source has none)
+element       (atom,)         1      element symbol ("" when unknown)
+atom_name     (atom,)         1      atom name from the file
+residue_name  (atom,)         1      residue name
+residue_id    (atom,)         1      residue number, int64
+chain_id      (atom,)         1      chain or segment identifier
+============  ==============  =====  ==========================================
+
+Global attributes: ``structure_id``, ``source`` (path or ``mdanalysistests:NAME`` or
+``lattice``), ``format``, ``charge_source`` (``"file"``, ``"forcefield:AMBER"``,
+``"lattice"``...), ``net_charge`` (e), ``n_atoms``, ``bounding_box_min``/``max`` (Å),
+``box`` (periodic cell lengths and angles, Å/degrees, or empty), ``dropped`` (JSON list of
+what the ingest left out and why), plus the provenance of :func:`pipeline.storage.provenance_attrs`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from pipeline.storage import provenance_attrs, read_netcdf
+
+
+@dataclass
+class Structure:
+    """A structure in memory: arrays of length ``n_atoms`` and free-form metadata.
+
+    Attributes
+    ----------
+    positions : (n_atoms, 3) float64, Å
+    charges : (n_atoms,) float64, e
+    radii : (n_atoms,) float64, Å (NaN where unknown)
+    elements, atom_names, residue_names, chain_ids : (n_atoms,) str
+    residue_ids : (n_atoms,) int64
+    attrs : dict
+        ``structure_id``, ``source``, ``format``, ``charge_source``, ``dropped``, ``box``...
+    """
+
+    positions: np.ndarray
+    charges: np.ndarray
+    radii: np.ndarray | None = None
+    elements: np.ndarray | None = None
+    atom_names: np.ndarray | None = None
+    residue_names: np.ndarray | None = None
+    residue_ids: np.ndarray | None = None
+    chain_ids: np.ndarray | None = None
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_atoms(self) -> int:
+        return int(self.positions.shape[0])
+
+
+def _labels(values: np.ndarray | None, n_atoms: int) -> np.ndarray:
+    if values is None:
+        return np.full(n_atoms, "", dtype=object)
+    return np.asarray(values).astype(str).astype(object)
+
+
+def structure_to_dataset(structure: Structure) -> xr.Dataset:
+    """Build the normalised record (see the module docstring) from a :class:`Structure`."""
+    n_atoms = structure.n_atoms
+    positions = np.ascontiguousarray(structure.positions, dtype=np.float64)
+    charges = np.asarray(structure.charges, dtype=np.float64)
+    radii = np.full(n_atoms, np.nan) if structure.radii is None else np.asarray(structure.radii, dtype=np.float64)
+    residue_ids = (
+        np.zeros(n_atoms, dtype=np.int64) if structure.residue_ids is None else np.asarray(structure.residue_ids, dtype=np.int64)
+    )
+    data_vars = {
+        "positions": (("atom", "xyz"), positions, {"units": "angstrom", "long_name": "atom position"}),
+        "charge": (("atom",), charges, {"units": "e", "long_name": "partial charge"}),
+        "radius": (("atom",), radii, {"units": "angstrom", "long_name": "atomic radius"}),
+        "element": (("atom",), _labels(structure.elements, n_atoms), {"units": "1", "long_name": "element symbol"}),
+        "atom_name": (("atom",), _labels(structure.atom_names, n_atoms), {"units": "1", "long_name": "atom name"}),
+        "residue_name": (("atom",), _labels(structure.residue_names, n_atoms), {"units": "1", "long_name": "residue name"}),
+        "residue_id": (("atom",), residue_ids, {"units": "1", "long_name": "residue number"}),
+        "chain_id": (("atom",), _labels(structure.chain_ids, n_atoms), {"units": "1", "long_name": "chain or segment identifier"}),
+    }
+    coords = {
+        "atom": ("atom", np.arange(n_atoms, dtype=np.int64), {"units": "1", "long_name": "atom index"}),
+        "xyz": ("xyz", np.array(["x", "y", "z"], dtype=object), {"units": "1", "long_name": "Cartesian axis"}),
+    }
+    attrs = dict(structure.attrs)
+    attrs.setdefault("dropped", [])
+    attrs["dropped"] = json.dumps(attrs["dropped"])
+    attrs.update(
+        n_atoms=n_atoms,
+        net_charge=float(charges.sum()),
+        bounding_box_min=positions.min(axis=0).tolist() if n_atoms else [0.0, 0.0, 0.0],
+        bounding_box_max=positions.max(axis=0).tolist() if n_atoms else [0.0, 0.0, 0.0],
+    )
+    dataset = xr.Dataset(data_vars, coords=coords)
+    dataset.attrs = provenance_attrs(**attrs)
+    return dataset
+
+
+def load_structure(path: str | os.PathLike) -> Structure:
+    """Read a structure record written by the ingest stage.
+
+    Raises
+    ------
+    ValueError
+        When the file lacks the ``positions`` or ``charge`` variables.
+    """
+    dataset = read_netcdf(path)
+    missing = [name for name in ("positions", "charge") if name not in dataset]
+    if missing:
+        raise ValueError(f"{path}: not a structure record, missing variable(s) {', '.join(missing)}")
+    get = lambda name: dataset[name].values if name in dataset else None  # noqa: E731
+    attrs = dict(dataset.attrs)
+    if isinstance(attrs.get("dropped"), str):
+        attrs["dropped"] = json.loads(attrs["dropped"])
+    return Structure(
+        positions=np.asarray(dataset["positions"].values, dtype=np.float64),
+        charges=np.asarray(dataset["charge"].values, dtype=np.float64),
+        radii=get("radius"),
+        elements=get("element"),
+        atom_names=get("atom_name"),
+        residue_names=get("residue_name"),
+        residue_ids=get("residue_id"),
+        chain_ids=get("chain_id"),
+        attrs=attrs,
+    )
