@@ -1,0 +1,130 @@
+# Configuration validation and input functions shared by every rule file.
+
+import json
+import re
+
+from snakemake.utils import validate
+
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+RESULTS = config["results_dir"]
+STRUCTURES = config["structures"]
+SOURCE_IDS = sorted(sid for sid, spec in STRUCTURES.items() if "source" in spec)
+LATTICE_IDS = sorted(sid for sid, spec in STRUCTURES.items() if "lattice" in spec)
+
+
+def id_constraint(ids):
+    """Regular expression matching exactly the given structure ids (nothing if empty)."""
+    return "|".join(re.escape(sid) for sid in ids) if ids else "(?!)"
+
+
+def result(path):
+    """Path under the results folder."""
+    return f"{RESULTS}/{path}"
+
+
+def log_path(rule_name, stem="{structure}"):
+    return f"{RESULTS}/logs/{rule_name}/{stem}.log"
+
+
+def benchmark_path(rule_name, stem="{structure}"):
+    return f"{RESULTS}/benchmarks/{rule_name}/{stem}.tsv"
+
+
+def ingest_args(wildcards):
+    """Command-line options of `pipeline ingest` for one structure of the config."""
+    spec = STRUCTURES[wildcards.structure]
+    args = [f"--id {wildcards.structure}"]
+    if spec.get("coordinates"):
+        args.append(f"--coordinates {spec['coordinates']}")
+    if spec.get("forcefield"):
+        args.append(f"--forcefield {spec['forcefield']}")
+    if spec.get("format"):
+        args.append(f"--format {spec['format']}")
+    return " ".join(args)
+
+
+def lattice_args(wildcards):
+    """Command-line options of `pipeline lattice` for one lattice of the config."""
+    spec = STRUCTURES[wildcards.structure]["lattice"]
+    args = [
+        f"--id {wildcards.structure}",
+        f"--type {spec['type']}",
+        f"--cells {spec['cells']}",
+        f"--lattice-constant {spec['lattice_constant']}",
+        f"--seed {spec.get('seed', 0)}",
+    ]
+    if spec.get("vacancy_fraction"):
+        args.append(f"--vacancy-fraction {spec['vacancy_fraction']}")
+    if spec.get("impurity_fraction"):
+        args.append(f"--impurity-fraction {spec['impurity_fraction']} --impurity-charge {spec['impurity_charge']}")
+    return " ".join(args)
+
+
+def structure_files():
+    return expand(result("structures/{structure}.nc"), structure=sorted(STRUCTURES))
+
+
+def all_targets():
+    """Every file the default target `all` asks for."""
+    return [result("report.nc")]
+
+
+POTENTIAL = config["potential"]
+TENSOR_PRODUCTS = config["tensor_products"]
+DESCRIPTORS = config["descriptors"]
+
+
+def potential_args():
+    """Command-line options of `pipeline potential` from the `potential` section of the config."""
+    args = [
+        f"--tolerance {POTENTIAL['tolerance']}",
+        f"--device {POTENTIAL['device']}",
+        f"--split {POTENTIAL['split']}",
+        f"--self-check {POTENTIAL['self_check']}",
+        f"--seed {POTENTIAL['seed']}",
+    ]
+    for key in ("alpha", "cutoff", "degree"):
+        if POTENTIAL.get(key) is not None:
+            args.append(f"--{key} {POTENTIAL[key]}")
+    return " ".join(args)
+
+
+def gpu_resources(device):
+    """Scheduler resources of a stage on `device`: one GPU (and its model if configured) for cuda."""
+    if device != "cuda":
+        return {}
+    resources = {"gpu": 1}
+    if POTENTIAL.get("gpu_model"):
+        resources["gpu_model"] = POTENTIAL["gpu_model"]
+    return resources
+
+
+def tensor_products_args():
+    """Command-line options of `pipeline tensor-products` from the config."""
+    tp = TENSOR_PRODUCTS
+    lmax = " ".join(str(l) for l in tp["lmax"])
+    return (
+        f"--lmax {lmax} --batch {tp['batch']} --channels {tp['channels']} "
+        f"--repeats {tp['repeats']} --dtype {tp['dtype']} --device {tp['device']}"
+    )
+
+
+def descriptor_ids():
+    """Structure ids that get descriptors; each must be a structure of the study."""
+    unknown = sorted(set(DESCRIPTORS["structures"]) - set(STRUCTURES))
+    if unknown:
+        raise ValueError(
+            f"config: descriptors.structures names unknown structure id(s) {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(STRUCTURES))}"
+        )
+    return list(DESCRIPTORS["structures"])
+
+
+def descriptors_args():
+    d = DESCRIPTORS
+    return (
+        f"--lmax {d['lmax']} --cutoff {d['cutoff']} --n-radial {d['n_radial']} "
+        f"--sphere-radius {d['sphere_radius']}"
+    )

@@ -1,0 +1,24 @@
+# Per-atom equivariant electrostatic descriptors from the structure and its potential.
+
+
+rule descriptors:
+    input:
+        structure=result("structures/{structure}.nc"),
+        potential=result("potential/{structure}.nc"),
+    output:
+        result("descriptors/{structure}.nc"),
+    params:
+        options=descriptors_args(),
+    log:
+        log_path("descriptors"),
+    benchmark:
+        benchmark_path("descriptors")
+    conda:
+        "../../envs/pipeline.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    shell:
+        "python -m pipeline descriptors {input.structure:q} --potential {input.potential:q} "
+        "-o {output:q} {params.options} > {log:q} 2>&1"

@@ -1,0 +1,21 @@
+# Runtime and expressivity of the tensor products (independent of the structures).
+
+
+rule tensor_products:
+    output:
+        result("tensor_products.nc"),
+    params:
+        options=tensor_products_args(),
+    log:
+        log_path("tensor_products", "tensor_products"),
+    benchmark:
+        benchmark_path("tensor_products", "tensor_products")
+    conda:
+        "../../envs/gpu.yaml" if TENSOR_PRODUCTS["device"] == "cuda" else "../../envs/pipeline.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        **gpu_resources(TENSOR_PRODUCTS["device"]),
+    shell:
+        "python -m pipeline tensor-products -o {output:q} {params.options} > {log:q} 2>&1"
