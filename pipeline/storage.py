@@ -75,8 +75,19 @@ def sanitize_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
     return {key: _netcdf_attr(value) for key, value in attrs.items()}
 
 
+def _temporary_sibling(path: Path) -> str:
+    """Create an empty temporary file beside ``path``, removing leftovers of killed earlier writes."""
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        stale.unlink(missing_ok=True)
+    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    return tmp_name
+
+
 def write_netcdf(dataset: xr.Dataset, path: str | os.PathLike, *, compress: bool = True) -> Path:
     """Write ``dataset`` to ``path`` atomically (temporary file in the same folder, then rename).
+
+    A temporary file left by an earlier write of the same path that was killed is removed first.
 
     Parameters
     ----------
@@ -103,8 +114,7 @@ def write_netcdf(dataset: xr.Dataset, path: str | os.PathLike, *, compress: bool
         for name, variable in dataset.variables.items():
             if variable.dtype.kind in "iufc" and variable.ndim > 0:
                 encoding[name] = {"zlib": True, "complevel": 4}
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
+    tmp_name = _temporary_sibling(path)
     try:
         dataset.to_netcdf(tmp_name, engine="netcdf4", encoding=encoding)
         os.replace(tmp_name, path)
@@ -138,9 +148,9 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write raw bytes to ``path`` through a temporary file and a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp_name = _temporary_sibling(path)
     try:
-        with os.fdopen(handle, "wb") as stream:
+        with open(tmp_name, "wb") as stream:
             stream.write(data)
         os.replace(tmp_name, path)
     except BaseException:
