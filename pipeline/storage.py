@@ -81,6 +81,9 @@ def _temporary_sibling(path: Path) -> str:
         stale.unlink(missing_ok=True)
     handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(handle)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_name, 0o666 & ~umask)  # mkstemp makes 0600; give the final file the usual mode
     return tmp_name
 
 

@@ -56,3 +56,14 @@ def test_read_errors_name_the_file(tmp_path):
 def test_config_hash_ignores_key_order_but_not_values():
     assert config_hash({"a": 1, "b": 2}) == config_hash({"b": 2, "a": 1})
     assert config_hash({"a": 1}) != config_hash({"a": 2})
+
+
+def test_written_file_has_the_usual_permissions(tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        path = write_netcdf(_dataset(), tmp_path / "out.nc")
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o644

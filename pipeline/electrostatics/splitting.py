@@ -1,0 +1,246 @@
+"""Splitting of the Coulomb kernel 1/r into a smooth long range and a singular short range.
+
+Two splits are offered, both written as 1/r = φ_L(r) + φ_S(r) with φ_S = 1/r − φ_L exactly,
+so the only approximation is dropping φ_S beyond the cutoff:
+
+``ewald``
+    φ_L(r) = erf(αr)/r, φ_S(r) = erfc(αr)/r, φ_L(0) = 2α/√π. φ_L is the potential of a unit
+    Gaussian charge of variance 1/(2α²) per axis.
+``gaussian-sum``
+    The sinc quadrature of 1/r = (2/√π)∫₀^∞ exp(−r² sinh²u) cosh u du on the scaled variable
+    r/ℓ (ℓ = length scale of the box): 1/r ≈ Σ_k w_k exp(−t_k² r²), t_k = sinh(kh)/ℓ,
+    w_0 = h/(√π ℓ), w_k = 2h cosh(kh)/(√π ℓ). The long range is the widest terms, t_k ≤ α.
+
+Both long ranges are sums of Gaussians whose largest exponent is ``t_max`` (= α for Ewald);
+:meth:`deconvolved_long` returns the kernel ψ with φ_L = W_s * W_s * ψ for a normalised
+Gaussian W_s of variance s² per axis (needs s < 1/(2 t_max)), which the grid build uses.
+
+Units: r in Å, kernels in 1/Å, α and t in 1/Å.
+
+References
+----------
+Khoromskaia, Khoromskij, "Range-separated tensor format for many-particle modeling",
+SIAM J. Sci. Comput. 40(2), 2018, doi:10.1137/16M1098930.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import special
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("ewald", "gaussian-sum")
+TOLERANCE_RANGE = (0.0, 1e-2)
+
+
+def check_tolerance(tolerance: float, *, name: str = "tolerance") -> float:
+    """Return ``tolerance`` as float, raising ``ValueError`` unless it lies in (0, 1e-2]."""
+    try:
+        value = float(tolerance)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number in (0, 1e-2], got {tolerance!r}") from None
+    if not (TOLERANCE_RANGE[0] < value <= TOLERANCE_RANGE[1]) or not math.isfinite(value):
+        raise ValueError(f"{name} must be in (0, 1e-2], got {tolerance!r}")
+    return value
+
+
+def _safe_r(r, xp):
+    return xp.where(r > 0, r, 1.0)
+
+
+@dataclass(frozen=True)
+class EwaldSplit:
+    """φ_L = erf(αr)/r, φ_S = erfc(αr)/r.
+
+    Parameters
+    ----------
+    alpha : float
+        Splitting parameter, 1/Å.
+    """
+
+    alpha: float
+    name: str = field(default="ewald", init=False)
+
+    @property
+    def t_max(self) -> float:
+        """Largest Gaussian exponent of the long range, 1/Å."""
+        return float(self.alpha)
+
+    def long(self, r):
+        """φ_L(r) in 1/Å for r in Å (any shape); the limit 2α/√π at r = 0."""
+        from pipeline.backend import namespace_of
+
+        xp = namespace_of(r)
+        rs = _safe_r(r, xp)
+        return xp.where(r > 0, special.erf(self.alpha * rs) / rs, self.long_at_zero())
+
+    def short(self, r):
+        """φ_S(r) = erfc(αr)/r in 1/Å, for r > 0."""
+        return special.erfc(self.alpha * r) / r
+
+    def short_derivative(self, r):
+        """dφ_S/dr in 1/Å², for r > 0."""
+        from pipeline.backend import namespace_of
+
+        xp = namespace_of(r)
+        a = self.alpha
+        return -special.erfc(a * r) / r**2 - (2 * a / math.sqrt(math.pi)) * xp.exp(-((a * r) ** 2)) / r
+
+    def long_at_zero(self) -> float:
+        """φ_L(0) = 2α/√π, the self term subtracted at an atom site."""
+        return 2.0 * self.alpha / math.sqrt(math.pi)
+
+    def deconvolved_long(self, r, s: float):
+        """ψ with φ_L = W_s * W_s * ψ: erf(α'r)/r, 1/α'² = 1/α² − 4s²."""
+        from pipeline.backend import namespace_of
+
+        xp = namespace_of(r)
+        inv = 1.0 / self.alpha**2 - 4.0 * s * s
+        if inv <= 0:
+            raise ValueError(f"spreading width s={s} too large for alpha={self.alpha} (need s < 1/(2 alpha))")
+        a2 = 1.0 / math.sqrt(inv)
+        rs = _safe_r(r, xp)
+        return xp.where(r > 0, special.erf(a2 * rs) / rs, 2.0 * a2 / math.sqrt(math.pi))
+
+    def cutoff_for(self, tolerance: float, length_scale: float | None = None) -> float:
+        """Smallest r_c with erfc(α r_c) ≤ tolerance (r_c ≈ √ln(1/ε)/α), Å."""
+        return float(special.erfcinv(tolerance) / self.alpha)
+
+    def params(self) -> dict:
+        return {"split": self.name, "alpha": float(self.alpha)}
+
+
+@dataclass(frozen=True)
+class GaussianSumSplit:
+    """Long range = widest terms of the sinc quadrature of 1/r (see module docstring).
+
+    Parameters
+    ----------
+    step : float
+        Quadrature step h (dimensionless).
+    length_scale : float
+        ℓ in Å; the quadrature is accurate for r/ℓ up to about 1.
+    n_long : int
+        Number of long-range terms k = 0 .. n_long−1.
+    """
+
+    step: float
+    length_scale: float
+    n_long: int
+    name: str = field(default="gaussian-sum", init=False)
+
+    @classmethod
+    def for_alpha(cls, alpha: float, length_scale: float, tolerance: float) -> "GaussianSumSplit":
+        """Terms with t_k ≤ α, step chosen so the full sum matches 1/r to tolerance/10 on [r_c, ℓ]."""
+        r_c_guess = special.erfcinv(tolerance) / alpha
+        rel = np.geomspace(max(r_c_guess / length_scale, 1e-3), 1.0, 400)
+        step = 0.5
+        for step in np.arange(0.5, 0.05, -0.01):
+            k = np.arange(0, int(np.ceil(np.arcsinh(50.0 * length_scale / r_c_guess) / step)) + 60)
+            t = np.sinh(k * step)
+            w = np.where(k == 0, step, 2 * step * np.cosh(k * step)) / math.sqrt(math.pi)
+            approx = (w[None, :] * np.exp(-np.outer(rel, t) ** 2)).sum(1)
+            if np.max(np.abs(approx * rel - 1.0)) <= tolerance / 10:
+                break
+        n_long = int(np.sum(np.sinh(np.arange(0, 400) * step) / length_scale <= alpha))
+        return cls(step=float(step), length_scale=float(length_scale), n_long=max(n_long, 1))
+
+    def _terms(self):
+        k = np.arange(self.n_long)
+        t = np.sinh(k * self.step) / self.length_scale
+        w = np.where(k == 0, self.step, 2 * self.step * np.cosh(k * self.step)) / (math.sqrt(math.pi) * self.length_scale)
+        return t, w
+
+    @property
+    def t_max(self) -> float:
+        t, _ = self._terms()
+        return float(t.max())
+
+    def long(self, r):
+        from pipeline.backend import namespace_of
+
+        xp = namespace_of(r)
+        t, w = self._terms()
+        out = xp.zeros_like(r, dtype=xp.float64)
+        for tk, wk in zip(t, w):
+            out = out + wk * xp.exp(-((tk * r) ** 2))
+        return out
+
+    def short(self, r):
+        return 1.0 / r - self.long(r)
+
+    def short_derivative(self, r):
+        from pipeline.backend import namespace_of
+
+        xp = namespace_of(r)
+        t, w = self._terms()
+        out = -1.0 / r**2
+        for tk, wk in zip(t, w):
+            out = out + wk * 2 * tk * tk * r * xp.exp(-((tk * r) ** 2))
+        return out
+
+    def long_at_zero(self) -> float:
+        return float(self._terms()[1].sum())
+
+    def deconvolved_long(self, r, s: float):
+        """ψ = Σ w_k (t'_k/t_k)³ exp(−t'_k² r²), 1/t'_k² = 1/t_k² − 4s² (t_0 = 0 stays constant)."""
+        from pipeline.backend import namespace_of
+
+        xp = namespace_of(r)
+        t, w = self._terms()
+        out = xp.zeros_like(r, dtype=xp.float64)
+        for tk, wk in zip(t, w):
+            if tk == 0:
+                out = out + wk
+                continue
+            inv = 1.0 / tk**2 - 4.0 * s * s
+            if inv <= 0:
+                raise ValueError(f"spreading width s={s} too large for t={tk}")
+            t2 = 1.0 / math.sqrt(inv)
+            out = out + wk * (t2 / tk) ** 3 * xp.exp(-((t2 * r) ** 2))
+        return out
+
+    def cutoff_for(self, tolerance: float, length_scale: float | None = None) -> float:
+        """Smallest r_c with |φ_S(r)|·r ≤ tolerance for r in [r_c, ℓ], Å (numerical search)."""
+        r = np.linspace(1e-3, self.length_scale, 20000)
+        bad = np.abs(self.short(r)) * r > tolerance
+        if not bad.any():
+            return float(r[0])
+        last = int(np.nonzero(bad)[0].max())
+        return float(r[min(last + 1, r.size - 1)])
+
+    def params(self) -> dict:
+        return {
+            "split": self.name,
+            "alpha": self.t_max,
+            "sinc_step": self.step,
+            "sinc_length_scale_A": self.length_scale,
+            "sinc_n_long": self.n_long,
+        }
+
+
+def make_split(name: str, alpha: float, *, tolerance: float, length_scale: float):
+    """Build the split called ``name`` (one of :data:`SPLITS`) for splitting parameter ``alpha`` (1/Å)."""
+    if name == "ewald":
+        return EwaldSplit(alpha=float(alpha))
+    if name == "gaussian-sum":
+        return GaussianSumSplit.for_alpha(float(alpha), float(length_scale), float(tolerance))
+    raise ValueError(f"unknown split {name!r}; expected one of {', '.join(SPLITS)}")
+
+
+def split_from_params(params: dict):
+    """Rebuild a split from :meth:`params` output (as stored in a potential file)."""
+    if params["split"] == "ewald":
+        return EwaldSplit(alpha=float(params["alpha"]))
+    if params["split"] == "gaussian-sum":
+        return GaussianSumSplit(
+            step=float(params["sinc_step"]),
+            length_scale=float(params["sinc_length_scale_A"]),
+            n_long=int(params["sinc_n_long"]),
+        )
+    raise ValueError(f"unknown split {params['split']!r}; expected one of {', '.join(SPLITS)}")

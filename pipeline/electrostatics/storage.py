@@ -1,0 +1,103 @@
+"""A potential as an xarray Dataset (the P.nc file of ``python -m pipeline potential``) and back.
+
+Variables: ``core (rank_x, rank_y, rank_z)``, ``factor_x (cheb_x, rank_x)`` (and y, z), the atoms
+(``positions (atom, xyz)``, ``charge (atom)``) needed for the short range, the per-atom
+``potential``, ``potential_short``, ``potential_long`` (self excluded, e/Å), scalar ``energy``
+(e²/Å) and ``energy_kcal_per_mol``. Attributes: box (``box_lo``/``box_hi`` Å), split parameters,
+cutoff, tolerance, degree, ranks, ``storage_bytes``, self-check errors, ``tolerance_exceeded``,
+per-step timings ``time_<step>_s``, the structure's own ``structure_id``/``source`` and provenance.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import xarray as xr
+
+from pipeline.backend import backend_name, to_host
+from pipeline.electrostatics.potential import ChebyshevTuckerPotential
+from pipeline.electrostatics.splitting import split_from_params
+from pipeline.storage import provenance_attrs, read_netcdf
+from pipeline.units import COULOMB_KCAL_PER_MOL_A_PER_E2
+
+AXES = ("x", "y", "z")
+#: Structure attributes carried over into the potential file.
+CARRIED_ATTRS = ("structure_id", "source", "format", "charge_source")
+
+
+def potential_to_dataset(potential: ChebyshevTuckerPotential, *, total, short, long, timings: dict,
+                         selfcheck: dict, structure_attrs: dict | None = None) -> xr.Dataset:
+    """Dataset holding the representation, per-atom values, energy, parameters and timings."""
+    total, short, long = (to_host(a) for a in (total, short, long))
+    charges = to_host(potential.charges)
+    energy = 0.5 * float(np.dot(charges, total))
+    data = {
+        "core": (("rank_x", "rank_y", "rank_z"), to_host(potential.core),
+                 {"units": "e/angstrom", "long_name": "Tucker core of the long-range Chebyshev coefficients"}),
+        "positions": (("atom", "xyz"), to_host(potential.positions), {"units": "angstrom", "long_name": "atom position"}),
+        "charge": (("atom",), charges, {"units": "e", "long_name": "partial charge"}),
+        "potential": (("atom",), total, {"units": "e/angstrom", "long_name": "total electrostatic potential at the atom (self excluded)"}),
+        "potential_short": (("atom",), short, {"units": "e/angstrom", "long_name": "short-range part of the potential at the atom"}),
+        "potential_long": (("atom",), long, {"units": "e/angstrom", "long_name": "long-range part of the potential at the atom (self term removed)"}),
+        "energy": ((), energy, {"units": "e^2/angstrom", "long_name": "electrostatic energy 1/2 sum q_j phi(x_j)"}),
+        "energy_kcal_per_mol": ((), energy * COULOMB_KCAL_PER_MOL_A_PER_E2,
+                                {"units": "kcal/mol", "long_name": "electrostatic energy (vacuum, Coulomb constant 332.0637)"}),
+    }
+    for axis, factor in zip(AXES, potential.factors):
+        data[f"factor_{axis}"] = ((f"cheb_{axis}", f"rank_{axis}"), to_host(factor),
+                                  {"units": "1", "long_name": f"Tucker factor along {axis}: Chebyshev coefficients (low to high) per column"})
+    ds = xr.Dataset(data, coords={"xyz": ("xyz", np.array(AXES, dtype=object), {"units": "1", "long_name": "Cartesian axis"})})
+    attrs = {key: (structure_attrs or {})[key] for key in CARRIED_ATTRS if key in (structure_attrs or {})}
+    params = dict(potential.params)
+    attrs.update(
+        box_lo=list(potential.box_lo), box_hi=list(potential.box_hi),
+        split=potential.split.name, alpha=float(params["alpha"]), cutoff=float(potential.cutoff),
+        tolerance=float(params["tolerance"]), degree=list(potential.degree), ranks=list(potential.ranks),
+        storage_bytes=int(potential.storage_bytes), n_atoms=int(charges.size),
+        split_params=json.dumps(potential.split.params()), build_params=json.dumps(params),
+        backend=backend_name(potential.xp), dtype="float64",
+        energy_e2_per_A=energy, energy_kcal_per_mol=energy * COULOMB_KCAL_PER_MOL_A_PER_E2,
+        selfcheck_error_normalisation="errors divided by max |phi_ref| over the checked sample",
+    )
+    attrs.update(selfcheck)
+    attrs.update({f"time_{key}_s": float(value) for key, value in timings.items()})
+    ds.attrs = provenance_attrs(**attrs)
+    return ds
+
+
+def potential_from_dataset(ds: xr.Dataset, *, xp=np, source: str = "dataset") -> ChebyshevTuckerPotential:
+    """Rebuild the potential object (arrays on ``xp``) from :func:`potential_to_dataset` output."""
+    missing = [n for n in ("core", "factor_x", "factor_y", "factor_z", "positions", "charge") if n not in ds]
+    if missing:
+        raise ValueError(f"{source}: not a potential file, missing variable(s) {', '.join(missing)}")
+    for key in ("box_lo", "box_hi", "split_params", "cutoff", "build_params"):
+        if key not in ds.attrs:
+            raise ValueError(f"{source}: not a potential file, missing attribute {key!r}")
+    params = json.loads(ds.attrs["build_params"])
+    return ChebyshevTuckerPotential(
+        box_lo=tuple(float(v) for v in np.atleast_1d(ds.attrs["box_lo"])),
+        box_hi=tuple(float(v) for v in np.atleast_1d(ds.attrs["box_hi"])),
+        core=xp.asarray(ds["core"].values, dtype=xp.float64),
+        factors=[xp.asarray(ds[f"factor_{a}"].values, dtype=xp.float64) for a in AXES],
+        split=split_from_params(json.loads(ds.attrs["split_params"])),
+        cutoff=float(ds.attrs["cutoff"]),
+        positions=xp.asarray(ds["positions"].values, dtype=xp.float64),
+        charges=xp.asarray(ds["charge"].values, dtype=xp.float64),
+        params=params,
+    )
+
+
+def load_potential(path: str | os.PathLike, *, device: str = "cpu") -> ChebyshevTuckerPotential:
+    """Read a potential file written by ``python -m pipeline potential``.
+
+    Parameters
+    ----------
+    path : path-like
+    device : {"cpu", "cuda", "auto"}
+    """
+    from pipeline.backend import xp_for_device
+
+    return potential_from_dataset(read_netcdf(path), xp=xp_for_device(device), source=str(path))
+
