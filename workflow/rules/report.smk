@@ -1,5 +1,8 @@
 # The aggregated study: one netCDF report, figures for `snakemake --report`, and the study config.
 
+#: Figures written by `pipeline report` (one caption each in workflow/report/fig_<name>.rst).
+REPORT_FIGURES = ["runtime_vs_lmax", "error_vs_tolerance", "ranks_vs_atoms", "runtime_vs_atoms"]
+
 
 rule study_config:
     output:
@@ -23,14 +26,18 @@ rule report:
         descriptors=expand(result("descriptors/{structure}.nc"), structure=descriptor_ids()),
     output:
         report=result("report.nc"),
-        figures=report(
-            directory(result("figures")),
-            patterns=["{name}.png"],
-            caption="../report/figures.rst",
-            category="Figures",
-        ),
+        figures=[
+            report(
+                result(f"figures/{name}.png"),
+                caption=f"../report/fig_{name}.rst",
+                category="Figures",
+                labels={"figure": name},
+            )
+            for name in REPORT_FIGURES
+        ],
     params:
         benchmarks=result("benchmarks"),
+        figures_dir=lambda wildcards, output: os.path.dirname(output.figures[0]),
     log:
         log_path("report", "report"),
     benchmark:
@@ -38,10 +45,10 @@ rule report:
     conda:
         "../../envs/pipeline.yaml"
     resources:
-        mem_mb=4000,
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
         runtime=20,
     shell:
         "python -m pipeline report --config {input.config:q} --structures {input.structures:q} "
         "--potentials {input.potentials:q} --tensor-products {input.tensor_products:q} "
         "--descriptors {input.descriptors:q} --benchmarks {params.benchmarks:q} "
-        "-o {output.report:q} --figures-dir {output.figures:q} > {log:q} 2>&1"
+        "-o {output.report:q} --figures-dir {params.figures_dir:q} > {log:q} 2>&1"

@@ -1,0 +1,113 @@
+"""``python -m pipeline report``: aggregate a study's outputs into a netCDF report and figures."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
+from pathlib import Path
+
+import yaml
+
+from pipeline.reports.datasets import build_report
+from pipeline.storage import write_netcdf
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+Aggregate the stage outputs of a study into one self-describing netCDF report (structures,
+potential accuracy, Tucker ranks, storage, runtimes per stage, tensor-product tables,
+descriptor equivariance errors) and, with --figures-dir, write its figures:
+runtime_vs_lmax.png, error_vs_tolerance.png, ranks_vs_atoms.png and runtime_vs_atoms.png.
+Every figure is written even when its data is absent (it then shows a "no data" note).
+A listed input that does not exist, or a file lacking an essential variable, is an error
+and no report is written.
+"""
+
+
+def load_config(path: str | Path) -> dict:
+    """The study configuration from a JSON or YAML file (``.json`` is read as JSON, anything else as YAML).
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``path`` does not exist.
+    ValueError
+        When the file does not parse or does not hold a mapping.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such config file")
+    text = path.read_text()
+    try:
+        config = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise ValueError(f"{path}: not a valid {'JSON' if path.suffix == '.json' else 'YAML'} file ({exc})") from exc
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: config must be a mapping, got {type(config).__name__}")
+    return config
+
+
+def _command(args: argparse.Namespace) -> str:
+    words = ["python", "-m", "pipeline", "report", "--structures", *args.structures]
+    if args.potentials:
+        words += ["--potentials", *args.potentials]
+    if args.tensor_products:
+        words += ["--tensor-products", args.tensor_products]
+    if args.descriptors:
+        words += ["--descriptors", *args.descriptors]
+    for flag, value in (("--benchmarks", args.benchmarks), ("--config", args.config)):
+        if value:
+            words += [flag, value]
+    words += ["-o", args.output]
+    if args.figures_dir:
+        words += ["--figures-dir", args.figures_dir]
+    return shlex.join(words)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the report, write the figures, then write the report file."""
+    config = load_config(args.config) if args.config else None
+    report = build_report(
+        structures=args.structures,
+        potentials=args.potentials,
+        tensor_products=args.tensor_products,
+        descriptors=args.descriptors,
+        benchmarks_dir=args.benchmarks,
+        config=config,
+        history=_command(args),
+    )
+    if args.figures_dir:
+        # imported here: every subcommand imports this module, only this one needs matplotlib
+        from pipeline.reports.figures import write_figures
+
+        write_figures(report, args.figures_dir)
+    write_netcdf(report, args.output)
+    log.info("report: wrote %s (%d variables)", args.output, len(report.data_vars))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``report`` subcommand."""
+    parser = subparsers.add_parser(
+        "report",
+        help="aggregate the study into a netCDF report and figures",
+        description=DESCRIPTION,
+        epilog=(
+            "Example: python -m pipeline report --structures results/structures/*.nc "
+            "--potentials results/potential/*.nc --tensor-products results/tensor_products.nc "
+            "--descriptors results/descriptors/*.nc --benchmarks results/benchmarks "
+            "--config results/config.json -o results/report.nc --figures-dir results/figures"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--structures", nargs="+", required=True, metavar="S.nc", help="structure records (at least one)")
+    parser.add_argument("--potentials", nargs="*", default=[], metavar="P.nc", help="potential files")
+    parser.add_argument("--tensor-products", metavar="TP.nc", help="tensor-product study file")
+    parser.add_argument("--descriptors", nargs="*", default=[], metavar="D.nc", help="descriptor files")
+    parser.add_argument("--benchmarks", metavar="DIR", help="folder of Snakemake benchmark files <rule>/<target>.tsv")
+    parser.add_argument("--config", metavar="FILE", help="study configuration (JSON or YAML), stored with its hash")
+    parser.add_argument("-o", "--output", required=True, metavar="REPORT.nc", help="report file to write")
+    parser.add_argument("--figures-dir", metavar="DIR", help="folder that receives the PNG figures")
+    parser.set_defaults(handler=run)

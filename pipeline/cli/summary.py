@@ -1,0 +1,38 @@
+"""``python -m pipeline summary``: print a report's tables in the terminal."""
+
+from __future__ import annotations
+
+import argparse
+
+from pipeline.storage import read_netcdf
+
+
+def run(args: argparse.Namespace) -> int:
+    """Read the report and print its tables on stdout."""
+    # imported here: every subcommand imports this module, only this one needs tabulate
+    from pipeline.reports.tables import format_summary
+
+    report = read_netcdf(args.report)
+    try:
+        text = format_summary(report)
+    except ValueError as exc:
+        raise ValueError(f"{args.report}: {exc}") from None
+    print(text, end="")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``summary`` subcommand."""
+    parser = subparsers.add_parser(
+        "summary",
+        help="print a report as terminal tables",
+        description=(
+            "Print the tables of a report written by `pipeline report`: structures (atoms, charge\n"
+            "source, net charge), potentials (errors, ranks, storage, times), potential build steps,\n"
+            "stage runtimes, tensor products and descriptor equivariance errors."
+        ),
+        epilog="Example: python -m pipeline summary results/report.nc",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("report", metavar="REPORT.nc", help="report file")
+    parser.set_defaults(handler=run)
