@@ -1,0 +1,189 @@
+"""The descriptors stage as one call: neighbours, density, sphere potential, products, validation.
+
+:func:`compute_descriptors` takes arrays and a potential callable (points Å → e/Å) and returns
+every feature set with per-step wall-clock times; :mod:`pipeline.descriptors.dataset` turns the
+result into the netCDF layout. Everything runs on the CPU with NumPy (the neighbour search is
+SciPy's KD-tree).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from pipeline.descriptors.density import neighbour_density
+from pipeline.descriptors.neighbours import SEARCH_METHODS, neighbour_pairs
+from pipeline.descriptors.products import PRODUCT_METHODS, ProductResult, all_products
+from pipeline.descriptors.projection import default_band_limit, potential_expansion
+from pipeline.descriptors.validation import ValidationResult, validate
+
+log = logging.getLogger(__name__)
+
+#: Largest supported degree L (the workflow schema allows 0..8).
+LMAX_MAX = 8
+#: Largest number of radial functions (the workflow schema allows 1..16).
+N_RADIAL_MAX = 16
+
+
+@dataclass(frozen=True)
+class DescriptorParameters:
+    """Parameters of the descriptors stage (defaults match the workflow config schema).
+
+    Attributes
+    ----------
+    lmax : int
+        Largest degree L of inputs and products, 0..:data:`LMAX_MAX`.
+    cutoff_A : float
+        Neighbour cutoff of the density expansion, Å.
+    n_radial : int
+        Radial basis size N, 1..:data:`N_RADIAL_MAX`.
+    sphere_radius_A : float
+        Radius ρ of the potential spheres, Å.
+    band_limit : int or None
+        Degree of the potential's sphere expansion integrated exactly (None: L + 16).
+    n_validation : int
+        Atoms in the validation sample (0 disables the validation).
+    seed : int
+        Seed of the validation sample and rotation.
+    neighbour_method : {"query_pairs", "ball_point"}
+    """
+
+    lmax: int = 2
+    cutoff_A: float = 6.0
+    n_radial: int = 4
+    sphere_radius_A: float = 2.0
+    band_limit: int | None = None
+    n_validation: int = 64
+    seed: int = 0
+    neighbour_method: str = "query_pairs"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.lmax, bool) or int(self.lmax) != self.lmax or not 0 <= self.lmax <= LMAX_MAX:
+            raise ValueError(f"lmax must be an integer in [0, {LMAX_MAX}], got {self.lmax!r}")
+        if int(self.n_radial) != self.n_radial or not 1 <= self.n_radial <= N_RADIAL_MAX:
+            raise ValueError(f"n_radial must be an integer in [1, {N_RADIAL_MAX}], got {self.n_radial!r}")
+        for name in ("cutoff_A", "sphere_radius_A"):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive finite length in Å, got {value!r}")
+        if self.band_limit is not None and not 0 <= int(self.band_limit) <= 64:
+            raise ValueError(f"band_limit must be in [0, 64], got {self.band_limit!r}")
+        if int(self.n_validation) < 0:
+            raise ValueError(f"n_validation must be >= 0, got {self.n_validation!r}")
+        if self.neighbour_method not in SEARCH_METHODS:
+            raise ValueError(f"neighbour_method must be one of {SEARCH_METHODS}, got {self.neighbour_method!r}")
+
+    @property
+    def effective_band_limit(self) -> int:
+        return default_band_limit(self.lmax) if self.band_limit is None else int(self.band_limit)
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["band_limit"] = self.effective_band_limit
+        return out
+
+
+@dataclass
+class Descriptors:
+    """Result of :func:`compute_descriptors`.
+
+    Attributes
+    ----------
+    params : DescriptorParameters
+    density : (n_atoms, n_radial, (L+1)²) float64, e
+    potential_sh : (n_atoms, (L+1)²) float64, e/Å
+    products : list of ProductResult, values (n_atoms, n_radial, dim_method), e²/Å
+    n_neighbours : (n_atoms,) int64, neighbours within the cutoff
+    n_pairs : int
+    validation : ValidationResult or None
+    timings_s : dict step → seconds (neighbours, density, potential, product_<method>, validation)
+    total_s : float
+    """
+
+    params: DescriptorParameters
+    density: np.ndarray
+    potential_sh: np.ndarray
+    products: list[ProductResult]
+    n_neighbours: np.ndarray
+    n_pairs: int
+    validation: ValidationResult | None
+    timings_s: dict[str, float]
+    total_s: float
+
+
+def compute_descriptors(
+    positions_A: np.ndarray,
+    charges_e: np.ndarray,
+    potential: Callable[[np.ndarray], np.ndarray],
+    params: DescriptorParameters,
+    *,
+    methods: tuple[str, ...] = PRODUCT_METHODS,
+) -> Descriptors:
+    """Every descriptor of every atom, plus the built-in validation.
+
+    Parameters
+    ----------
+    positions_A : (n_atoms, 3) float64, Å
+    charges_e : (n_atoms,) float64, e
+    potential : callable
+        Long-range potential: points (M, 3) Å → values (M,) e/Å.
+    params : DescriptorParameters
+    methods : tuple of str
+        Product methods (subset of :data:`PRODUCT_METHODS`, in that order).
+
+    Returns
+    -------
+    Descriptors
+    """
+    start = time.perf_counter()
+    positions_A = np.ascontiguousarray(positions_A, dtype=np.float64)
+    charges_e = np.asarray(charges_e, dtype=np.float64)
+    n_atoms = positions_A.shape[0]
+    if n_atoms == 0:
+        raise ValueError("structure has no atoms")
+    if charges_e.shape != (n_atoms,):
+        raise ValueError(f"charges must have shape ({n_atoms},), got {charges_e.shape}")
+    unknown = [m for m in methods if m not in PRODUCT_METHODS]
+    if unknown:
+        raise ValueError(f"unknown product method(s) {unknown}; expected a subset of {PRODUCT_METHODS}")
+    timings: dict[str, float] = {}
+    p = params
+
+    t = time.perf_counter()
+    pairs = neighbour_pairs(positions_A, p.cutoff_A, method=p.neighbour_method)
+    timings["neighbours"] = time.perf_counter() - t
+    n_neighbours = np.bincount(pairs.first, minlength=n_atoms) + np.bincount(pairs.second, minlength=n_atoms)
+
+    t = time.perf_counter()
+    density = neighbour_density(charges_e, pairs, n_atoms, lmax=p.lmax, cutoff_A=p.cutoff_A, n_radial=p.n_radial)
+    timings["density"] = time.perf_counter() - t
+    del pairs
+
+    t = time.perf_counter()
+    potential_sh = potential_expansion(
+        potential, positions_A, lmax=p.lmax, sphere_radius_A=p.sphere_radius_A, band_limit=p.effective_band_limit
+    )
+    timings["potential"] = time.perf_counter() - t
+
+    products = all_products(density, potential_sh, p.lmax, methods)
+    for result in products:
+        timings[f"product_{result.method.replace('+', '_')}"] = result.seconds
+
+    validation = None
+    if p.n_validation > 0:
+        validation = validate(
+            positions_A, charges_e, potential, density, potential_sh, products,
+            lmax=p.lmax, cutoff_A=p.cutoff_A, n_radial=p.n_radial, sphere_radius_A=p.sphere_radius_A,
+            band_limit=p.effective_band_limit, n_sample=p.n_validation, rng=np.random.default_rng(p.seed),
+        )
+        timings["validation"] = validation.seconds
+    total = time.perf_counter() - start
+    log.info("descriptors: %d atoms, L=%d, N=%d, %d methods %.2fs", n_atoms, p.lmax, p.n_radial, len(products), total)
+    return Descriptors(
+        params=p, density=density, potential_sh=potential_sh, products=products, n_neighbours=n_neighbours.astype(np.int64),
+        n_pairs=int(n_neighbours.sum() // 2), validation=validation, timings_s=timings, total_s=total,
+    )

@@ -1,0 +1,90 @@
+"""Sphere expansion of a potential against closed forms (multipole series, linear field)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from pipeline.descriptors.projection import potential_expansion
+
+
+def real_sh_closed_form_l_le_1(u: np.ndarray) -> np.ndarray:
+    """Integral-normalised e3nn real SH for l ≤ 1: 1/√4π and √(3/4π)·(x, y, z)/r."""
+    u = u / np.linalg.norm(u)
+    return np.concatenate([[1.0 / math.sqrt(4 * math.pi)], math.sqrt(3 / (4 * math.pi)) * u])
+
+
+def test_linear_potential_has_only_l0_and_l1(rng):
+    # Φ(x) = c + g·x on a sphere of radius ρ around x_i: Φ = (c + g·x_i) + ρ g·n̂, so
+    # Φ_00 = √4π (c + g·x_i), Φ_1m = ρ √(4π/3) g_m (g in (x, y, z) order), all l ≥ 2 vanish.
+    c, g = 0.7, np.array([0.3, -0.45, 0.12])
+    centres = rng.uniform(-5, 5, size=(7, 3))
+    rho = 1.7
+    got = potential_expansion(lambda p: c + p @ g, centres, lmax=3, sphere_radius_A=rho, band_limit=1)
+    np.testing.assert_allclose(got[:, 0], math.sqrt(4 * math.pi) * (c + centres @ g), atol=1e-13)
+    np.testing.assert_allclose(got[:, 1:4], np.tile(rho * math.sqrt(4 * math.pi / 3) * g, (7, 1)), atol=1e-13)
+    np.testing.assert_allclose(got[:, 4:], 0.0, atol=1e-13)
+
+
+def test_far_point_charge_multipole_expansion(rng):
+    # 1/|x − s| = Σ_l ρ^l/d^{l+1} (4π/(2l+1)) Σ_m Y_lm(n̂) Y_lm(ŝ) for ρ < d, so
+    # Φ_lm = q ρ^l / d^{l+1} · 4π/(2l+1) · Y_lm(ŝ). Checked for l ≤ 1 with the closed-form SH,
+    # and the l = 2 block through its rotation-invariant norm (Σ_m Y_2m² = 5/4π).
+    q, source = -1.3, np.array([14.0, -9.0, 21.0])
+    centres = rng.uniform(-2, 2, size=(5, 3))
+    rho, lmax = 1.2, 2
+    got = potential_expansion(
+        lambda p: q / np.linalg.norm(p - source, axis=1), centres, lmax=lmax, sphere_radius_A=rho, band_limit=24
+    )
+    for k, centre in enumerate(centres):
+        s = source - centre
+        d = np.linalg.norm(s)
+        y = real_sh_closed_form_l_le_1(s)
+        np.testing.assert_allclose(got[k, 0], q / d * 4 * math.pi * y[0], rtol=1e-13)
+        np.testing.assert_allclose(got[k, 1:4], q * rho / d**2 * 4 * math.pi / 3 * y[1:], rtol=1e-12, atol=1e-16)
+        norm2 = abs(q) * rho**2 / d**3 * 4 * math.pi / 5 * math.sqrt(5 / (4 * math.pi))
+        np.testing.assert_allclose(np.linalg.norm(got[k, 4:9]), norm2, rtol=1e-12)
+
+
+def test_batching_does_not_change_result(rng):
+    centres = rng.uniform(-3, 3, size=(11, 3))
+    f = lambda p: np.exp(-0.1 * np.sum(p * p, axis=1))  # noqa: E731
+    one = potential_expansion(f, centres, lmax=2, sphere_radius_A=1.0)
+    many = potential_expansion(f, centres, lmax=2, sphere_radius_A=1.0, max_points=1)
+    np.testing.assert_allclose(one, many, rtol=0, atol=1e-14 * np.abs(one).max())  # round-off only
+
+
+def test_projection_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="sphere radius"):
+        potential_expansion(lambda p: p[:, 0], np.zeros((1, 3)), lmax=1, sphere_radius_A=0.0)
+    with pytest.raises(ValueError, match="one value per point"):
+        potential_expansion(lambda p: p, np.zeros((1, 3)), lmax=1, sphere_radius_A=1.0)
+
+
+def test_tucker_sphere_evaluator_matches_pointwise_long_range(rng):
+    # Ring-by-ring contraction of the Chebyshev–Tucker form == the potential's own pointwise
+    # evaluation at the same sphere points (round-off), and both ≈ Σ q erf(αr)/r (tolerance).
+    from scipy.special import erf
+
+    from pipeline.descriptors.sphere_potential import TuckerSphereEvaluator
+    from pipeline.electrostatics.build import build_potential
+
+    positions = rng.uniform(0, 10, size=(30, 3))
+    charges = rng.normal(size=30)
+    potential, _ = build_potential(positions, charges, tolerance=1e-7)
+    evaluator = TuckerSphereEvaluator(potential)
+    fast = potential_expansion(evaluator, positions, lmax=3, sphere_radius_A=1.5)
+    slow = potential_expansion(lambda p: evaluator(p), positions, lmax=3, sphere_radius_A=1.5)
+    np.testing.assert_allclose(fast, slow, atol=1e-13 * np.abs(slow).max(), rtol=0)
+    alpha = float(potential.params["alpha"])
+
+    def direct(p):
+        r = np.linalg.norm(p[:, None, :] - positions[None], axis=-1)
+        return np.sum(charges * erf(alpha * r) / r, axis=1)
+
+    exact = potential_expansion(direct, positions, lmax=3, sphere_radius_A=1.5)
+    assert np.abs(fast - exact).max() < 1e-5 * np.abs(exact).max()
+    with pytest.raises(ValueError, match="outside the Chebyshev box"):
+        evaluator.sphere_values(positions[:1], 50.0, np.array([0.0]), np.array([0.0]))
