@@ -17,7 +17,7 @@ rule descriptors:
         "../../envs/pipeline.yaml"
     threads: 2
     resources:
-        mem_mb=8000,
+        mem_mb=lambda wildcards, attempt: 8000 * attempt,
         runtime=60,
     shell:
         "python -m pipeline descriptors {input.structure:q} --potential {input.potential:q} "

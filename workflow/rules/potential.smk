@@ -16,7 +16,7 @@ rule potential:
         "../../envs/gpu.yaml" if POTENTIAL["device"] == "cuda" else "../../envs/pipeline.yaml"
     threads: POTENTIAL["threads"]
     resources:
-        mem_mb=POTENTIAL["mem_mb"],
+        mem_mb=lambda wildcards, attempt: POTENTIAL["mem_mb"] * attempt,
         runtime=60,
         **gpu_resources(POTENTIAL["device"]),
     shell:

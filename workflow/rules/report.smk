@@ -5,6 +5,7 @@ REPORT_FIGURES = ["runtime_vs_lmax", "error_vs_tolerance", "ranks_vs_atoms", "ru
 
 
 rule study_config:
+    localrule: True
     output:
         result("config.json"),
     params:

@@ -16,7 +16,7 @@ rule ingest:
     conda:
         "../../envs/pipeline.yaml"
     resources:
-        mem_mb=4000,
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
         runtime=30,
     shell:
         "python -m pipeline ingest {params.source:q} -o {output:q} {params.options} > {log:q} 2>&1"
@@ -36,7 +36,7 @@ rule lattice:
     conda:
         "../../envs/pipeline.yaml"
     resources:
-        mem_mb=4000,
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
         runtime=30,
     shell:
         "python -m pipeline lattice -o {output:q} {params.options} > {log:q} 2>&1"

@@ -14,7 +14,7 @@ rule tensor_products:
         "../../envs/gpu.yaml" if TENSOR_PRODUCTS["device"] == "cuda" else "../../envs/pipeline.yaml"
     threads: 2
     resources:
-        mem_mb=4000,
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
         runtime=60,
         **gpu_resources(TENSOR_PRODUCTS["device"]),
     shell:
