@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pipeline import __version__
 
 #: Stage modules of :mod:`pipeline.cli`, in the order their subcommands are listed.
-STAGE_MODULES = ("ingest", "potential", "evaluate", "lattice", "report", "summary", "descriptors", "tensor_products")
+STAGE_MODULES = ("ingest", "lattice", "potential", "evaluate", "tensor_products", "descriptors", "report", "summary")
 
 log = logging.getLogger("pipeline")
 
