@@ -121,7 +121,13 @@ def test_two_clean_runs_give_identical_results(clean_run, tmp_path):
     _assert_same_results(clean_run, second)
 
 
-def test_killed_run_resumes_without_partial_files(clean_run, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "sigkill"])
+def test_killed_run_resumes_without_partial_files(clean_run, tmp_path, sig):
+    """Ctrl-C (SIGINT to the process group) or a hard kill mid-run, then the same command again.
+
+    After SIGKILL Snakemake cannot release its lock, so the user runs `--unlock` first (the
+    README says so); after Ctrl-C the plain command resumes.
+    """
     workdir = _make_study(tmp_path)
     process = subprocess.Popen(
         [*SNAKEMAKE, "--cores", "2", "--directory", str(workdir)],
@@ -135,10 +141,12 @@ def test_killed_run_resumes_without_partial_files(clean_run, tmp_path):
     while time.monotonic() < deadline and not (first_output.is_dir() and any(first_output.glob("*.nc"))):
         time.sleep(0.2)
     time.sleep(1.0)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=30)
+    os.killpg(process.pid, sig)
+    process.wait(timeout=120)
     assert not (workdir / "results" / "report.nc").exists(), "the run finished before it could be killed"
 
+    if sig == signal.SIGKILL:
+        assert _run(workdir, "--unlock").returncode == 0
     completed = _run(workdir)
     assert completed.returncode == 0, completed.stderr[-4000:]
     assert not list((workdir / "results").rglob("*.tmp"))
