@@ -1,7 +1,8 @@
 """Tensor products against e3nn ``o3.FullTensorProduct`` (CPU torch) in the same process.
 
 Inputs: one copy of each l ≤ L for both operands (irreps 0e + 1o + 2e + …), batch B, single
-channel, float32, output degree 2L. Paths computed:
+channel, float32, the same arrays for every method, output degree 2L for every method.
+Paths computed:
 
 * e3nn FullTensorProduct and our ``cg``: every admissible path (L(L+1)(2L+1)/3 + (L+1)²);
 * ``gaunt_grid`` and ``gaunt_fourier``: the even paths only, summed per l3 with Gaunt weights;
@@ -9,11 +10,22 @@ channel, float32, output degree 2L. Paths computed:
 
 Forward = one product; backward = gradients with respect to both inputs given an upstream
 gradient (our hand-written adjoints; e3nn via torch.autograd.grad on a retained graph, the
-forward excluded from the timing). Each measurement: one warm-up call, then the median of
-``--repeats`` calls. BLAS/FFT/torch threads are limited to ``--threads`` (default 1).
+forward excluded from the timing). Measurement: one warm-up call of everything, then
+``--repeats`` rounds; in each round every (method, pass) is called once, the peer interleaved
+with ours and the order rotated between rounds, so load changes on a shared machine hit all
+methods alike. Reported: medians over the rounds. BLAS (threadpoolctl), torch intra-op and
+FFT threads are all limited to ``--threads`` (default 1); the load average of the machine is
+printed at the start and the end.
+
+Derived numbers: speed-up ratios per L (from wall time, and again from process CPU time,
+which other load on a shared machine disturbs less), the scaling exponent p of t ∝ L^p
+fitted over ``--fit-min`` ≤ L (default 4, where fixed per-call overheads no longer dominate
+at batch 10⁴) beside the exponent of our kernels' FLOP count, and seconds per unit of
+expressivity (CG/e3nn: L(L+1)(2L+1)/3 + (L+1)²; Gaunt
+single channel: 4L + 1; vector Gaunt: 4L − 3; see :mod:`pipeline.equivariant.expressivity`).
 
 Usage: python benchmarks/bench_tensor_products.py results/bench_tensor_products.json
-           [--lmax 1 2 ... 10] [--batch 10000] [--repeats 3] [--threads 1] [--no-e3nn]
+           [--lmax 1 2 ... 10] [--batch 10000] [--repeats 5] [--threads 1] [--no-e3nn]
 """
 
 from __future__ import annotations
@@ -31,8 +43,10 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("output", help="JSON file for the results")
     parser.add_argument("--lmax", type=int, nargs="+", default=list(range(1, 11)))
     parser.add_argument("--batch", type=int, default=10_000)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5, help="timed rounds per L (median reported)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--fit-min", type=int, default=4, help="smallest L in the scaling-exponent fit")
+    parser.add_argument("--methods", nargs="+", default=["cg", "gaunt_grid", "gaunt_fourier", "vector_gaunt"])
     parser.add_argument("--no-e3nn", action="store_true", help="skip the peer")
     parser.add_argument("--max-e3nn-lmax", type=int, default=10, help="largest L run with e3nn")
     return parser.parse_args()
@@ -43,21 +57,13 @@ for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[var] = str(ARGS.threads)
 
 import numpy as np  # noqa: E402
+from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
 
 from pipeline.equivariant.expressivity import cg_path_count, even_path_count  # noqa: E402
-from pipeline.equivariant.products import tensor_product, tensor_product_vjp  # noqa: E402
+from pipeline.equivariant.products import flop_estimate, tensor_product, tensor_product_vjp  # noqa: E402
 
-METHODS = ("cg", "gaunt_grid", "gaunt_fourier", "vector_gaunt")
-
-
-def timed(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+PASSES = ("forward", "backward")
+SHORT = {"cg": "cg", "gaunt_grid": "grid", "gaunt_fourier": "fourier", "vector_gaunt": "vector", "e3nn": "e3nn"}
 
 
 def expressivity_of(name: str, lmax: int) -> int:
@@ -68,73 +74,151 @@ def expressivity_of(name: str, lmax: int) -> int:
     return 4 * lmax + 1
 
 
-def run_e3nn(lmax: int, x: np.ndarray, y: np.ndarray, g: np.ndarray, repeats: int) -> tuple[float, float, float]:
+def e3nn_calls(lmax: int, x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> tuple[dict, float]:
+    """Forward and backward closures of e3nn FullTensorProduct on (x, y), and its build time."""
     import torch
     from e3nn import o3
 
-    torch.set_num_threads(ARGS.threads)
     irreps = o3.Irreps("+".join(f"1x{l}{'e' if l % 2 == 0 else 'o'}" for l in range(lmax + 1)))
     start = time.perf_counter()
     tp = o3.FullTensorProduct(irreps, irreps)
     build = time.perf_counter() - start
     tx = torch.tensor(x, requires_grad=True)
     ty = torch.tensor(y, requires_grad=True)
-    with torch.no_grad():
-        fwd = timed(lambda: tp(tx, ty), repeats)
     out = tp(tx, ty)
-    tg = torch.tensor(g[:, : out.shape[1]]) if g.shape[1] >= out.shape[1] else torch.randn_like(out)
-    bwd = timed(lambda: torch.autograd.grad(out, (tx, ty), tg, retain_graph=True), repeats)
-    return fwd, bwd, build
+    tg = torch.tensor(rng.normal(size=tuple(out.shape)).astype(np.float32))
+
+    def forward() -> None:
+        with torch.no_grad():
+            tp(tx, ty)
+
+    def backward() -> None:
+        torch.autograd.grad(out, (tx, ty), tg, retain_graph=True)
+
+    return {"forward": forward, "backward": backward}, build
+
+
+def our_calls(method: str, x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> dict:
+    out, _ = tensor_product(x, y, method=method)
+    g = rng.normal(size=out.shape).astype(np.float32)
+    return {
+        "forward": lambda: tensor_product(x, y, method=method),
+        "backward": lambda: tensor_product_vjp(x, y, g, method=method),
+    }
+
+
+def measure(calls: dict[str, dict], repeats: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Interleaved timing: warm-up, then ``repeats`` rounds over every (name, pass), rotated.
+
+    Returns wall-clock and process CPU times per call (with one thread they agree unless
+    the process was descheduled by other load)."""
+    keys = [(name, p) for name in calls for p in PASSES]
+    for name, p in keys:
+        calls[name][p]()
+    wall = {f"{name}_{p}": [] for name, p in keys}
+    cpu = {f"{name}_{p}": [] for name, p in keys}
+    for r in range(repeats):
+        shift = r % len(keys)
+        for name, p in keys[shift:] + keys[:shift]:
+            start, start_cpu = time.perf_counter(), time.process_time()
+            calls[name][p]()
+            wall[f"{name}_{p}"].append(time.perf_counter() - start)
+            cpu[f"{name}_{p}"].append(time.process_time() - start_cpu)
+    return wall, cpu
+
+
+def fit_exponent(lmaxs: np.ndarray, t: np.ndarray, fit_min: int) -> float:
+    ok = (lmaxs >= fit_min) & np.isfinite(t)
+    if ok.sum() < 2:
+        return math.nan
+    return float(np.polyfit(np.log(lmaxs[ok]), np.log(t[ok]), 1)[0])
 
 
 def main() -> int:
     rng = np.random.default_rng(0)
-    rows = []
-    for lmax in ARGS.lmax:
-        n = (lmax + 1) ** 2
-        x = rng.normal(size=(ARGS.batch, n)).astype(np.float32)
-        y = rng.normal(size=(ARGS.batch, n)).astype(np.float32)
-        row = {"lmax": lmax, "batch": ARGS.batch}
-        for method in METHODS:
-            out, _ = tensor_product(x, y, method=method)
-            g = rng.normal(size=out.shape).astype(np.float32)
-            row[f"{method}_forward_s"] = timed(lambda: tensor_product(x, y, method=method), ARGS.repeats)
-            row[f"{method}_backward_s"] = timed(lambda: tensor_product_vjp(x, y, g, method=method), ARGS.repeats)
-            del out, g
-        if not ARGS.no_e3nn and lmax <= ARGS.max_e3nn_lmax:
-            g = rng.normal(size=(ARGS.batch, (lmax + 1) ** 4)).astype(np.float32)
-            row["e3nn_forward_s"], row["e3nn_backward_s"], row["e3nn_build_s"] = run_e3nn(lmax, x, y, g, ARGS.repeats)
-        rows.append(row)
-        print(json.dumps(row), file=sys.stderr, flush=True)
+    use_e3nn = not ARGS.no_e3nn
+    if use_e3nn:
+        import torch
 
-    names = list(METHODS) + ([] if ARGS.no_e3nn else ["e3nn"])
-    header = f"{'L':>3} {'pass':>8} " + " ".join(f"{m:>13}" for m in names) + f" {'e3nn/grid':>10} {'e3nn/cg':>8} {'cg/grid':>8} {'four/grid':>9}"
-    print(f"float32, batch {ARGS.batch}, one channel, median of {ARGS.repeats} (seconds); threads={ARGS.threads}")
-    print(header)
+        torch.set_num_threads(ARGS.threads)
+    load_start = os.getloadavg()
+    rows = []
+    with threadpool_limits(limits=ARGS.threads):
+        pools = [(p.get("internal_api"), p.get("num_threads")) for p in threadpool_info()]
+        for lmax in ARGS.lmax:
+            n = (lmax + 1) ** 2
+            x = rng.normal(size=(ARGS.batch, n)).astype(np.float32)
+            y = rng.normal(size=(ARGS.batch, n)).astype(np.float32)
+            row = {"lmax": lmax, "batch": ARGS.batch, "load_before": os.getloadavg()[0]}
+            calls = {m: our_calls(m, x, y, rng) for m in ARGS.methods}
+            if use_e3nn and lmax <= ARGS.max_e3nn_lmax:
+                calls["e3nn"], row["e3nn_build_s"] = e3nn_calls(lmax, x, y, rng)
+            wall, cpu = measure(calls, ARGS.repeats)
+            for key, t in wall.items():
+                row[f"{key}_s"] = float(np.median(t))
+                row[f"{key}_cpu_s"] = float(np.median(cpu[key]))
+                row[f"{key}_all_s"] = [float(v) for v in t]
+            row["load_after"] = os.getloadavg()[0]
+            rows.append(row)
+            print(json.dumps({k: v for k, v in row.items() if not k.endswith(("_all_s", "_cpu_s"))}), file=sys.stderr, flush=True)
+    load_end = os.getloadavg()
+
+    names = list(ARGS.methods) + (["e3nn"] if use_e3nn else [])
+    pairs = [("e3nn", "gaunt_grid"), ("e3nn", "cg"), ("cg", "gaunt_grid"), ("gaunt_fourier", "gaunt_grid")]
+    pairs = [(a, b) for a, b in pairs if a in names and b in names]
+    lines = [
+        f"float32, batch {ARGS.batch}, one channel, output degree 2L, median of {ARGS.repeats} interleaved rounds (seconds); "
+        f"threads={ARGS.threads} ({', '.join(f'{a}={b}' for a, b in pools)}; torch {ARGS.threads})",
+        f"load average (1, 5, 15 min) at start {tuple(round(v, 2) for v in load_start)}, at end {tuple(round(v, 2) for v in load_end)}; "
+        f"{os.cpu_count()} CPUs",
+        f"{'L':>3} {'pass':>8} " + " ".join(f"{m:>13}" for m in names) + " " + " ".join(f"{SHORT[a] + '/' + SHORT[b]:>12}" for a, b in pairs),
+    ]
     for row in rows:
-        for p in ("forward", "backward"):
+        for p in PASSES:
             t = {m: row.get(f"{m}_{p}_s", math.nan) for m in names}
-            ratios = (t.get("e3nn", math.nan) / t["gaunt_grid"], t.get("e3nn", math.nan) / t["cg"], t["cg"] / t["gaunt_grid"], t["gaunt_fourier"] / t["gaunt_grid"])
-            print(f"{row['lmax']:>3} {p:>8} " + " ".join(f"{t[m]:>13.3e}" for m in names) + " " + " ".join(f"{r:>9.2f}" for r in ratios))
-    summary = {"scaling_exponent": {}, "seconds_per_expressivity_L_max": {}}
+            ratios = [t[a] / t[b] for a, b in pairs]
+            lines.append(f"{row['lmax']:>3} {p:>8} " + " ".join(f"{t[m]:>13.3e}" for m in names) + " " + " ".join(f"{r:>12.2f}" for r in ratios))
+    lines.append("the same ratios from process CPU time (robust to other load on the machine):")
+    for row in rows:
+        for p in PASSES:
+            t = {m: row.get(f"{m}_{p}_cpu_s", math.nan) for m in names}
+            lines.append(f"{row['lmax']:>3} {p:>8} " + " ".join(f"{t[a] / t[b]:>12.2f}" for a, b in pairs))
     lmaxs = np.array([r["lmax"] for r in rows], dtype=float)
-    fit = lmaxs >= 3
+    summary = {"scaling_exponent": {}, "seconds_per_expressivity": {}, "fit_min_lmax": ARGS.fit_min}
+    lines.append(
+        f"scaling exponent p of t ∝ L^p (least squares in log-log over {ARGS.fit_min} <= L <= {int(lmaxs.max())}), "
+        "measured time and our kernels' FLOP count (pipeline.equivariant.products.flop_estimate):"
+    )
+    summary["flop_exponent"] = {}
     for m in names:
-        for p in ("forward", "backward"):
+        for p in PASSES:
             t = np.array([r.get(f"{m}_{p}_s", math.nan) for r in rows])
-            ok = fit & np.isfinite(t)
-            if ok.sum() >= 2:
-                summary["scaling_exponent"][f"{m}_{p}"] = float(np.polyfit(np.log(lmaxs[ok]), np.log(t[ok]), 1)[0])
-            last = rows[-1]
-            summary["seconds_per_expressivity_L_max"][f"{m}_{p}"] = last.get(f"{m}_{p}_s", math.nan) / expressivity_of(m, last["lmax"])
-    print("scaling exponents (fit of log t vs log L for L >= 3):")
-    for k, v in summary["scaling_exponent"].items():
-        print(f"  {k:>24}: {v:5.2f}")
-    print(f"seconds per unit of expressivity at L = {rows[-1]['lmax']} (cg/e3nn {cg_path_count(rows[-1]['lmax'])}, gaunt 4L+1, vector 4L-3; even paths {even_path_count(rows[-1]['lmax'])}):")
-    for k, v in summary["seconds_per_expressivity_L_max"].items():
-        print(f"  {k:>24}: {v:.3e}")
+            summary["scaling_exponent"][f"{m}_{p}"] = fit_exponent(lmaxs, t, ARGS.fit_min)
+            summary["seconds_per_expressivity"][f"{m}_{p}"] = [float(ti / expressivity_of(m, int(l))) for ti, l in zip(t, lmaxs)]
+            if m != "e3nn":
+                flops = np.array([flop_estimate(m, int(l), int(l), 2 * int(l), ARGS.batch, backward=p == "backward") for l in lmaxs])
+                summary["flop_exponent"][f"{m}_{p}"] = fit_exponent(lmaxs, flops, ARGS.fit_min)
+    lines.append(f"{'':>14} {'forward':>8} {'backward':>8} {'flops fwd':>10} {'flops bwd':>10}")
+    for m in names:
+        fwd, bwd = (summary["scaling_exponent"][f"{m}_{p}"] for p in PASSES)
+        ffwd, fbwd = (summary["flop_exponent"].get(f"{m}_{p}", math.nan) for p in PASSES)
+        lines.append(f"{m:>14} {fwd:>8.2f} {bwd:>8.2f} {ffwd:>10.2f} {fbwd:>10.2f}")
+    last = int(lmaxs[-1])
+    lines.append(
+        f"seconds per unit of expressivity (cg/e3nn L(L+1)(2L+1)/3+(L+1)^2 = {cg_path_count(last)} at L={last}, "
+        f"gaunt 4L+1, vector 4L-3; even paths {even_path_count(last)}):"
+    )
+    lines.append(f"{'L':>3} {'pass':>8} " + " ".join(f"{m:>13}" for m in names))
+    for i, row in enumerate(rows):
+        for p in PASSES:
+            lines.append(f"{row['lmax']:>3} {p:>8} " + " ".join(f"{summary['seconds_per_expressivity'][f'{m}_{p}'][i]:>13.3e}" for m in names))
+    print("\n".join(lines))
     with open(ARGS.output, "w") as fh:
-        json.dump({"rows": rows, "summary": summary, "threads": ARGS.threads, "dtype": "float32"}, fh, indent=1)
+        json.dump(
+            {"rows": rows, "summary": summary, "threads": ARGS.threads, "dtype": "float32", "load_start": load_start, "load_end": load_end, "table": lines},
+            fh,
+            indent=1,
+        )
     return 0
 
 

@@ -8,8 +8,10 @@ D¹(R) = R. One module per concept:
 - :mod:`.wigner` — Wigner D matrices (exact quadrature) and random rotations;
 - :mod:`.clebsch_gordan` — real Frobenius-normalised w3j from complex CG;
 - :mod:`.gaunt` — real Gaunt tables ∫YYY;
-- :mod:`.s2grid` — Gauss–Legendre × equispaced grids and separable transforms;
-- :mod:`.fourier` — exact SH ↔ torus Fourier transforms;
+- :mod:`.ring_transform` — separable per-m GEMM transforms on ring grids (batch last,
+  folded azimuth), shared by the Gaunt-type products;
+- :mod:`.s2grid` — Gauss–Legendre × equispaced grids and their Legendre tables;
+- :mod:`.fourier` — exact SH ↔ Fourier-series tables on the half torus;
 - :mod:`.cg_product`, :mod:`.gaunt_products` — product kernels and their adjoints;
 - :mod:`.products` — the one API ``tensor_product`` / ``tensor_product_vjp``;
 - :mod:`.irreps` — output description; :mod:`.expressivity` — expressivity and paths;

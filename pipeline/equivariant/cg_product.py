@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.equivariant.clebsch_gordan import cg_block
+from pipeline.equivariant.ring_transform import Workspace, matmul_into
 
 log = logging.getLogger(__name__)
 
@@ -36,25 +37,32 @@ class CGPlan:
                 start = stop
         self.dim_out = start
 
-    def forward(self, x: Any, y: Any) -> Any:
-        """x (B, (L1+1)²), y (B, (L2+1)²) → (B, dim_out)."""
+    def forward(self, x: Any, y: Any, *, ws: Workspace | None = None, out: Any = None) -> Any:
+        """x (B, (L1+1)²), y (B, (L2+1)²) → (B, dim_out), written to ``out`` if given."""
         xp = self.xp
         nb = x.shape[0]
-        out = xp.empty((nb, self.dim_out), dtype=x.dtype)
+        if out is None:
+            out = xp.empty((nb, self.dim_out), dtype=x.dtype)
         for l1, l2, _, start, stop, mat in self.pairs:
-            outer = x[:, l1 * l1 : (l1 + 1) ** 2, None] * y[:, None, l2 * l2 : (l2 + 1) ** 2]
-            out[:, start:stop] = outer.reshape(nb, -1) @ mat
+            n1, n2 = 2 * l1 + 1, 2 * l2 + 1
+            outer = xp.empty((nb, n1, n2), dtype=x.dtype) if ws is None else ws.get("outer", (nb, n1, n2))
+            xp.multiply(x[:, l1 * l1 : (l1 + 1) ** 2, None], y[:, None, l2 * l2 : (l2 + 1) ** 2], out=outer)
+            matmul_into(outer.reshape(nb, n1 * n2), mat, out[:, start:stop])
         return out
 
-    def vjp(self, x: Any, y: Any, grad_out: Any) -> tuple[Any, Any]:
+    def vjp(self, x: Any, y: Any, grad_out: Any, *, ws: Workspace | None = None, out: tuple[Any, Any] | None = None) -> tuple[Any, Any]:
         """Adjoint: (grad_x, grad_y) for the upstream gradient grad_out (B, dim_out)."""
         xp = self.xp
         nb = x.shape[0]
-        grad_x = xp.zeros_like(x)
-        grad_y = xp.zeros_like(y)
+        grad_x, grad_y = out if out is not None else (xp.empty_like(x), xp.empty_like(y))
+        grad_x[...] = 0.0
+        grad_y[...] = 0.0
         for l1, l2, _, start, stop, mat in self.pairs:
+            n1, n2 = 2 * l1 + 1, 2 * l2 + 1
             s1, s2 = slice(l1 * l1, (l1 + 1) ** 2), slice(l2 * l2, (l2 + 1) ** 2)
-            g = (grad_out[:, start:stop] @ mat.T).reshape(nb, 2 * l1 + 1, 2 * l2 + 1)
+            g = xp.empty((nb, n1 * n2), dtype=x.dtype) if ws is None else ws.get("outer", (nb, n1 * n2))
+            matmul_into(grad_out[:, start:stop], mat.T, g)
+            g = g.reshape(nb, n1, n2)
             grad_x[:, s1] += xp.matmul(g, y[:, s2, None])[:, :, 0]
             grad_y[:, s2] += xp.matmul(x[:, None, s1], g)[:, 0, :]
         return grad_x, grad_y

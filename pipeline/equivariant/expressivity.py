@@ -103,12 +103,18 @@ def expressivity(method: str, lmax: int, channels: int = 1, *, rng: np.random.Ge
     def tp(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return tensor_product(a, b, method=method, parity=parity)[0]
 
+    # blocks of each irrep type: their indices and (n_k, 2l+1) column indices into T's output
+    by_type = {t: ([], []) for t in types}
+    for k, b in enumerate(blocks):
+        by_type[(b.l, b.parity)][0].append(k)
+        by_type[(b.l, b.parity)][1].append(np.arange(b.start, b.stop))
+    gathers = [(type_start[t], 2 * t[0] + 1, np.array(ks), np.array(cols)) for t, (ks, cols) in by_type.items()]
+
     def lin_out(t: np.ndarray, u: np.ndarray) -> np.ndarray:
-        """t (..., C, S, dimT), u (nblocks, C) -> (..., S, dim_final), summed over channels."""
-        out = np.zeros((*t.shape[:-3], t.shape[-2], dim_final))
-        for k, b in enumerate(blocks):
-            s0 = type_start[(b.l, b.parity)]
-            out[..., s0 : s0 + 2 * b.l + 1] += np.einsum("c,...csm->...sm", u[k], t[..., b.slice])
+        """t (..., C, S, dimT), u (nblocks, C) -> (..., S, dim_final), summed over blocks and channels."""
+        out = np.empty((*t.shape[:-3], t.shape[-2], dim_final))
+        for s0, width, ks, cols in gathers:
+            out[..., s0 : s0 + width] = np.einsum("kc,...cskm->...sm", u[ks], t[..., cols])
         return out
 
     def lifted(v: np.ndarray, w: np.ndarray) -> np.ndarray:  # (S, n), (L+1, C) -> (C, S, n)

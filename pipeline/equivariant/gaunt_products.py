@@ -1,4 +1,4 @@
-"""Gaunt-type product kernels: S2 grid, torus Fourier and vector (cross-product) Gaunt.
+"""Gaunt-type product kernels: S2 grid, half-torus Fourier and vector (cross-product) Gaunt.
 
 All three compute out_c = Σ_ab K_abc x_a y_b with a tensor K that is an integral over the
 sphere, so the kernels are "synthesise, combine pointwise, project":
@@ -18,6 +18,13 @@ cyclic (∫ h {f, g} = ∫ f {g, h} for the Poisson bracket {f, g} = r̂·(∇f 
     grad_x = K-product(y, grad_out) → degree L1,  grad_y = K-product(grad_out, x) → degree L2,
 
 evaluated on the same grid (exact for the same degree sum L1 + L2 + Lout).
+
+Every kernel runs on a :class:`~pipeline.equivariant.ring_transform.RingTransform` (per-m
+GEMMs in β, folded-azimuth GEMMs in α, batch last); ``gaunt_grid`` and ``vector_gaunt`` use
+the Gauss–Legendre tables of :mod:`.s2grid`, ``gaunt_fourier`` the exact Fourier tables on
+the half torus of :mod:`.fourier`. Kernels take an optional
+:class:`~pipeline.equivariant.ring_transform.Workspace` and ``out`` arrays so the chunk loop
+of :mod:`.products` allocates nothing per chunk.
 """
 
 from __future__ import annotations
@@ -25,13 +32,55 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from pipeline.equivariant.fourier import TorusTransform, torus_size
+from pipeline.equivariant.fourier import HalfTorusTransform, half_torus_size
+from pipeline.equivariant.ring_transform import RingTransform, Workspace
 from pipeline.equivariant.s2grid import S2Grid, minimal_grid
 
 log = logging.getLogger(__name__)
 
 
-class GridGauntPlan:
+class _ProductOnRings:
+    """Synthesise, multiply pointwise, analyse on one :class:`RingTransform` (batch last)."""
+
+    transform: RingTransform
+    lmax1: int
+    lmax2: int
+    lmax_out: int
+
+    def forward(self, x: Any, y: Any, *, ws: Workspace | None = None, out: Any = None) -> Any:
+        """x (B, (L1+1)²), y (B, (L2+1)²) → (B, (Lout+1)²), written to ``out`` if given."""
+        t = self.transform
+        vx = t.synthesize(t.to_slots(x, self.lmax1, ws=ws), self.lmax1, ws=ws, name="values_x")
+        vy = t.synthesize(t.to_slots(y, self.lmax2, ws=ws), self.lmax2, ws=ws, name="values_y")
+        return t.from_slots(t.analyze(t.multiply(vx, vy, ws=ws, overwrite=True), self.lmax_out, ws=ws), self.lmax_out, out=out)
+
+    def vjp(self, x: Any, y: Any, grad_out: Any, *, ws: Workspace | None = None, out: tuple[Any, Any] | None = None) -> tuple[Any, Any]:
+        """(grad_x, grad_y) by the symmetry of G: G-products of (y, grad_out) and (grad_out, x)."""
+        t = self.transform
+        out_x, out_y = out if out is not None else (None, None)
+        gs = t.synthesize(t.to_slots(grad_out, self.lmax_out, ws=ws), self.lmax_out, ws=ws, name="values_g")
+        vy = t.synthesize(t.to_slots(y, self.lmax2, ws=ws), self.lmax2, ws=ws, name="values_p")
+        grad_x = t.from_slots(t.analyze(t.multiply(vy, gs, ws=ws, overwrite=True), self.lmax1, ws=ws), self.lmax1, out=out_x)
+        vx = t.synthesize(t.to_slots(x, self.lmax1, ws=ws), self.lmax1, ws=ws, name="values_p")
+        grad_y = t.from_slots(t.analyze(t.multiply(vx, gs, ws=ws, overwrite=True), self.lmax2, ws=ws), self.lmax2, out=out_y)
+        return grad_x, grad_y
+
+    @property
+    def grid_size(self) -> int:
+        """Values per batch item on the grid."""
+        return self.transform.n_rings * self.transform.n_azimuth
+
+    def flops(self, batch: int, backward: bool = False) -> float:
+        """Floating-point operations of one call (multiply-adds count 2)."""
+        t, grid = self.transform, 6.0 * batch * self.transform.n_fold * self.transform.n_rings  # one folded product
+        synth = lambda l: t.flops(l, batch)  # noqa: E731
+        anal = lambda l: t.flops(l, batch)  # noqa: E731
+        if backward:
+            return synth(self.lmax_out) + synth(self.lmax1) + synth(self.lmax2) + 2 * grid + anal(self.lmax1) + anal(self.lmax2)
+        return synth(self.lmax1) + synth(self.lmax2) + grid + anal(self.lmax_out)
+
+
+class GridGauntPlan(_ProductOnRings):
     """Gaunt product on the minimal Gauss–Legendre × equispaced grid for (L1, L2, Lout)."""
 
     def __init__(self, lmax1: int, lmax2: int, lmax_out: int, *, xp: Any, dtype: Any, n_rings: int | None = None, n_azimuth: int | None = None):
@@ -39,71 +88,20 @@ class GridGauntPlan:
         nb_min, na_min = minimal_grid(lmax1 + lmax2 + lmax_out)
         self.n_rings = n_rings or nb_min
         self.n_azimuth = n_azimuth or na_min
-        self.grid = S2Grid(max(lmax1, lmax2, lmax_out), self.n_rings, self.n_azimuth, xp=xp, dtype=dtype)
-
-    def forward(self, x: Any, y: Any) -> Any:
-        """x (B, (L1+1)²), y (B, (L2+1)²) → (B, (Lout+1)²)."""
-        g = self.grid
-        return g.analyze(g.synthesize(x, self.lmax1) * g.synthesize(y, self.lmax2), self.lmax_out)
-
-    def vjp(self, x: Any, y: Any, grad_out: Any) -> tuple[Any, Any]:
-        grid = self.grid
-        gs = grid.synthesize(grad_out, self.lmax_out)
-        grad_x = grid.analyze(gs * grid.synthesize(y, self.lmax2), self.lmax1)
-        grad_y = grid.analyze(gs * grid.synthesize(x, self.lmax1), self.lmax2)
-        return grad_x, grad_y
-
-    def flops(self, batch: int, backward: bool = False) -> float:
-        nb, na = self.n_rings, self.n_azimuth
-
-        def synth(l: int) -> float:  # Legendre GEMMs + azimuth GEMM
-            return 2.0 * batch * nb * ((l + 1) ** 2 + na * (2 * l + 1))
-
-        grid = batch * nb * na
-        if backward:
-            return synth(self.lmax_out) + synth(self.lmax1) + synth(self.lmax2) + 2 * grid + synth(self.lmax1) + synth(self.lmax2)
-        return synth(self.lmax1) + synth(self.lmax2) + grid + synth(self.lmax_out)
+        self.transform = S2Grid(max(lmax1, lmax2, lmax_out), self.n_rings, self.n_azimuth, xp=xp, dtype=dtype)
 
 
-class FourierGauntPlan:
-    """Gaunt product through exact torus Fourier tables and 2D FFTs."""
+class FourierGauntPlan(_ProductOnRings):
+    """Gaunt product through exact Fourier tables on the half torus (:mod:`.fourier`)."""
 
     def __init__(self, lmax1: int, lmax2: int, lmax_out: int, *, xp: Any, dtype: Any, for_vjp: bool = False):
         self.lmax1, self.lmax2, self.lmax_out = lmax1, lmax2, lmax_out
-        sizes = [torus_size(lmax1, lmax2, lmax_out)]
+        sizes = [half_torus_size(lmax1, lmax2, lmax_out)]
         if for_vjp:
-            sizes += [torus_size(lmax_out, lmax2, lmax1), torus_size(lmax_out, lmax1, lmax2)]
+            sizes += [half_torus_size(lmax_out, lmax2, lmax1), half_torus_size(lmax_out, lmax1, lmax2)]
         self.n_beta = max(s[0] for s in sizes)
         self.n_alpha = max(s[1] for s in sizes)
-        self.torus = TorusTransform(max(lmax1, lmax2, lmax_out), self.n_beta, self.n_alpha, xp=xp, dtype=dtype)
-
-    def forward(self, x: Any, y: Any) -> Any:
-        t = self.torus
-        return t.analyze(t.synthesize(x, self.lmax1) * t.synthesize(y, self.lmax2), self.lmax_out)
-
-    def vjp(self, x: Any, y: Any, grad_out: Any) -> tuple[Any, Any]:
-        t = self.torus
-        gs = t.synthesize(grad_out, self.lmax_out)
-        grad_x = t.analyze(gs * t.synthesize(y, self.lmax2), self.lmax1)
-        grad_y = t.analyze(gs * t.synthesize(x, self.lmax1), self.lmax2)
-        return grad_x, grad_y
-
-    def flops(self, batch: int, backward: bool = False) -> float:
-        import math
-
-        nbeta, nalpha = self.n_beta, self.n_alpha
-        fft = 2.5 * batch * nbeta * nalpha * math.log2(nbeta * nalpha)
-
-        def synth(l: int) -> float:
-            return 2.0 * batch * nbeta * (l + 1) ** 2 + fft
-
-        def proj(l: int) -> float:
-            return 8.0 * batch * nbeta * (l + 1) ** 2 / 2 + fft
-
-        grid = batch * nbeta * nalpha
-        if backward:
-            return 3 * synth(max(self.lmax1, self.lmax2, self.lmax_out)) + 2 * grid + proj(self.lmax1) + proj(self.lmax2)
-        return synth(self.lmax1) + synth(self.lmax2) + grid + proj(self.lmax_out)
+        self.transform = HalfTorusTransform(max(lmax1, lmax2, lmax_out), self.n_beta, self.n_alpha, xp=xp, dtype=dtype)
 
 
 class VectorGauntPlan:
@@ -112,29 +110,40 @@ class VectorGauntPlan:
     def __init__(self, lmax1: int, lmax2: int, lmax_out: int, *, xp: Any, dtype: Any):
         self.lmax1, self.lmax2, self.lmax_out = lmax1, lmax2, lmax_out
         self.n_rings, self.n_azimuth = minimal_grid(lmax1 + lmax2 + lmax_out)
-        self.grid = S2Grid(max(lmax1, lmax2, lmax_out), self.n_rings, self.n_azimuth, xp=xp, dtype=dtype, derivatives=True)
+        self.transform = S2Grid(max(lmax1, lmax2, lmax_out), self.n_rings, self.n_azimuth, xp=xp, dtype=dtype, derivatives=True)
 
-    def _gradient(self, ct: Any, lmax: int) -> tuple[Any, Any]:
-        return self.grid.synthesize(ct, lmax, "dbeta"), self.grid.synthesize(ct, lmax, "dalpha_over_sin")
+    @property
+    def grid_size(self) -> int:
+        """Values per batch item on the grid."""
+        return self.n_rings * self.n_azimuth
 
-    def _bracket(self, a: tuple[Any, Any], b: tuple[Any, Any], lmax: int) -> Any:
+    def _gradient(self, c: Any, lmax: int, ws: Workspace | None, tag: str) -> tuple[Any, Any]:
+        t = self.transform
+        ct = t.to_slots(c, lmax, ws=ws)
+        return t.synthesize(ct, lmax, "dbeta", ws=ws, name=f"dbeta_{tag}"), t.synthesize(ct, lmax, "over_sin", trig="dalpha", ws=ws, name=f"dalpha_{tag}")
+
+    def _bracket(self, a: tuple[Any, Any], b: tuple[Any, Any], lmax: int, ws: Workspace | None, out: Any) -> Any:
         # r̂·(∇f × ∇g) = ∂β f · (∂α g / sin β) − (∂α f / sin β) · ∂β g   (ê_β × ê_α = r̂)
-        return self.grid.analyze(a[0] * b[1] - a[1] * b[0], lmax)
+        t = self.transform
+        values = t.multiply(a[0], b[1], ws=ws, name="bracket")
+        values -= t.multiply(a[1], b[0], ws=ws, name="bracket_2")
+        return t.from_slots(t.analyze(values, lmax, ws=ws), lmax, out=out)
 
-    def forward(self, x: Any, y: Any) -> Any:
-        return self._bracket(self._gradient(x, self.lmax1), self._gradient(y, self.lmax2), self.lmax_out)
+    def forward(self, x: Any, y: Any, *, ws: Workspace | None = None, out: Any = None) -> Any:
+        """x (B, (L1+1)²), y (B, (L2+1)²) → (B, (Lout+1)²), written to ``out`` if given."""
+        return self._bracket(self._gradient(x, self.lmax1, ws, "x"), self._gradient(y, self.lmax2, ws, "y"), self.lmax_out, ws, out)
 
-    def vjp(self, x: Any, y: Any, grad_out: Any) -> tuple[Any, Any]:
-        gx, gy, gg = self._gradient(x, self.lmax1), self._gradient(y, self.lmax2), self._gradient(grad_out, self.lmax_out)
-        return self._bracket(gy, gg, self.lmax1), self._bracket(gg, gx, self.lmax2)
+    def vjp(self, x: Any, y: Any, grad_out: Any, *, ws: Workspace | None = None, out: tuple[Any, Any] | None = None) -> tuple[Any, Any]:
+        """(grad_x, grad_y) by the cyclic symmetry of V."""
+        out_x, out_y = out if out is not None else (None, None)
+        gx, gy, gg = self._gradient(x, self.lmax1, ws, "x"), self._gradient(y, self.lmax2, ws, "y"), self._gradient(grad_out, self.lmax_out, ws, "g")
+        return self._bracket(gy, gg, self.lmax1, ws, out_x), self._bracket(gg, gx, self.lmax2, ws, out_y)
 
     def flops(self, batch: int, backward: bool = False) -> float:
-        nb, na = self.n_rings, self.n_azimuth
-
-        def synth(l: int) -> float:
-            return 2.0 * batch * nb * ((l + 1) ** 2 + na * (2 * l + 1))
-
-        grid = 3.0 * batch * nb * na
+        """Floating-point operations of one call (multiply-adds count 2)."""
+        t, grid = self.transform, 13.0 * batch * self.transform.n_fold * self.transform.n_rings  # two folded products, one difference
+        synth = lambda l: 2 * t.flops(l, batch)  # noqa: E731
+        anal = lambda l: t.flops(l, batch)  # noqa: E731
         if backward:
-            return 2 * (synth(self.lmax1) + synth(self.lmax2) + synth(self.lmax_out)) + 2 * grid + synth(self.lmax1) + synth(self.lmax2)
-        return 2 * (synth(self.lmax1) + synth(self.lmax2)) + grid + synth(self.lmax_out)
+            return synth(self.lmax1) + synth(self.lmax2) + synth(self.lmax_out) + 2 * grid + anal(self.lmax1) + anal(self.lmax2)
+        return synth(self.lmax1) + synth(self.lmax2) + grid + anal(self.lmax_out)
