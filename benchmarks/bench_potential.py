@@ -3,12 +3,16 @@
 Cases: a protein-like random cloud (density 0.1 atoms/Å³, charges ±0.5 + noise, net ≈ 0) and a
 rock-salt lattice (spacing 2.82 Å, ±1) at the requested sizes. Reports per case: our time for
 build + potential at every atom vs fmm3dpy (eps = tolerance, potential at sources; fmm3dpy
-computes Σq/(4πr), multiplied by 4π here), max relative error (normalised by max |Φ|) against
-direct summation on a sample and against fmm3d, peak traced memory of our build, the build-time
-scaling exponent in N, the time of a 129³ map (long range only and full) vs fmm3dpy with those
-targets, and the storage of the representation vs the 129³ map.
+computes Σq/(4πr), multiplied by 4π here) in wall-clock and CPU seconds (all threads), max relative error (normalised by max |Φ|) against
+direct summation on a sample and against fmm3d, the long range at sampled atoms from the Tucker
+form vs from the build grid, peak memory of our build (traced allocations and the process's peak
+RSS before fmm3dpy runs; every case runs in its own forked process, after a warm-up on 300 atoms
+that loads the compiled kernels), the build-time scaling
+exponent in N, the time of a 129³ map (long range only, and full vs fmm3dpy with those targets
+up to --full-map-max atoms) and the storage of the representation vs the 129³ map.
 
 Usage: python benchmarks/bench_potential.py results/bench_potential.json [--sizes 10000 100000 1000000]
+(the output path may also come last, after the sizes).
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import argparse
 import json
 import logging
 import math
+import multiprocessing
+import resource
 import time
 import tracemalloc
 from pathlib import Path
@@ -43,6 +49,9 @@ def lattice(n: int, rng) -> tuple[np.ndarray, np.ndarray]:
     return pos, q
 
 
+MAKERS = {"protein_cloud": protein_cloud, "lattice": lattice}
+
+
 def fmm_potential(pos, q, eps, targets=None):
     import fmm3dpy
 
@@ -57,35 +66,63 @@ def max_rel(a, b):
     return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
 
 
-def run_case(name, pos, q, tol, rng, map_size, full_map_max):
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+def warm_up(tol):
+    """Load the compiled kernels (Numba cache) and fmm3dpy once, outside the timings."""
+    rng = np.random.default_rng(0)
+    pos, q = protein_cloud(300, rng)
+    pot, _ = build_potential(pos, q, tolerance=tol)
+    pot.at_atoms()
+    axes = [np.linspace(pot.box_lo[k], pot.box_hi[k], 5) for k in range(3)]
+    pot.grid(*axes)
+    pot.potential(pos[:3] + 0.1)
+    direct_potential(pos[:3], pos, q)
+    fmm_potential(pos, q, tol)
+
+
+def run_case(name, n, tol, seed, map_size, full_map_max):
+    warm_up(tol)
+    rng = np.random.default_rng(seed)
+    pos, q = MAKERS[name](n, rng)
     n = pos.shape[0]
-    row = {"case": name, "n_atoms": n, "tolerance": tol}
+    row = {"case": name, "n_atoms": n, "tolerance": tol, "rss_before_MB": peak_rss_mb()}
     tracemalloc.start()
+    c0 = time.process_time()
     t0 = time.perf_counter()
     pot, info = build_potential(pos, q, tolerance=tol)
     t1 = time.perf_counter()
-    total, _, _ = pot.at_atoms()
+    total, _, long = pot.at_atoms()
     t2 = time.perf_counter()
+    row["ours_cpu_s"] = time.process_time() - c0
     row["peak_traced_MB"] = tracemalloc.get_traced_memory()[1] / 2**20
     tracemalloc.stop()
+    row["peak_rss_MB"] = peak_rss_mb()
     row.update(build_s=t1 - t0, atoms_s=t2 - t1, ours_s=t2 - t0, ranks=list(pot.ranks), degree=list(pot.degree),
-               alpha=pot.params["alpha"], cutoff=pot.cutoff, **{f"t_{k}": v for k, v in info["timings"].items()})
+               alpha=pot.params["alpha"], cutoff=pot.cutoff, grid=list(pot.params["grid"]["shape"]),
+               **{f"t_{k}": v for k, v in info["timings"].items()})
+    c0 = time.process_time()
     t0 = time.perf_counter()
     ref_fmm = fmm_potential(pos, q, tol)
     row["fmm_s"] = time.perf_counter() - t0
+    row["fmm_cpu_s"] = time.process_time() - c0
     row["speedup_vs_fmm"] = row["fmm_s"] / row["ours_s"]
     sample = rng.choice(n, size=min(n, 400), replace=False)
     ref = direct_potential(pos[sample], pos, q)
     row["max_rel_err_direct"] = max_rel(total[sample], ref)
     row["fmm_max_rel_err_direct"] = max_rel(ref_fmm[sample], ref)
     row["max_rel_err_vs_fmm"] = max_rel(total, ref_fmm)
+    tucker_long = pot.long_range(pos[sample]) - q[sample] * pot.split.long_at_zero()
+    row["long_tucker_vs_grid"] = float(np.max(np.abs(tucker_long - long[sample])) / np.max(np.abs(ref)))
     axes = [np.linspace(pot.box_lo[k], pot.box_hi[k], map_size) for k in range(3)]
     t0 = time.perf_counter()
     long_map = pot.grid(*axes, long_only=True)
     row["map_long_s"] = time.perf_counter() - t0
     row["map_bytes"] = int(long_map.nbytes)
     row["storage_bytes"] = int(pot.storage_bytes)
-    row["storage_ratio_map_over_ours"] = long_map.nbytes / pot.storage_bytes
+    row["storage_fraction_of_map"] = pot.storage_bytes / long_map.nbytes
     if n <= full_map_max:
         t0 = time.perf_counter()
         full_map = pot.grid(*axes)
@@ -95,36 +132,77 @@ def run_case(name, pos, q, tol, rng, map_size, full_map_max):
         t0 = time.perf_counter()
         fmm_map = fmm_potential(pos, q, tol, targets=targets)
         row["map_fmm_s"] = time.perf_counter() - t0
+        row["map_speedup_vs_fmm"] = row["map_fmm_s"] / row["map_full_s"]
         finite = np.isfinite(fmm_map)
         row["map_max_rel_err_vs_fmm"] = max_rel(full_map.ravel()[finite], fmm_map[finite])
+        pick = rng.choice(targets.shape[0], size=300, replace=False)
+        row["map_max_rel_err_direct"] = max_rel(full_map.ravel()[pick], direct_potential(targets[pick], pos, q))
     return row
 
 
-def main() -> int:
+def _child(conn, *args):
+    try:
+        conn.send(run_case(*args))
+    except BaseException as exc:  # noqa: BLE001 - reported by the parent
+        conn.send({"error": repr(exc)})
+    conn.close()
+
+
+def run_isolated(*args):
+    """run_case in a forked process, so the peak RSS is this case's own."""
+    ctx = multiprocessing.get_context("fork")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(child, *args))
+    proc.start()
+    row = parent.recv()
+    proc.join()
+    if "error" in row:
+        raise RuntimeError(f"case {args[:2]} failed: {row['error']}")
+    return row
+
+
+def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("output", help="JSON file for the results")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("output", nargs="?", help="JSON file for the results")
+    parser.add_argument("--sizes", nargs="+", default=["10000", "100000"])
     parser.add_argument("--tolerance", type=float, default=1e-6)
     parser.add_argument("--map-size", type=int, default=129)
-    parser.add_argument("--full-map-max", type=int, default=10_000, help="largest N for the full (short+long) map")
-    parser.add_argument("--cases", nargs="+", default=["protein_cloud", "lattice"])
+    parser.add_argument("--full-map-max", type=int, default=100_000, help="largest N for the full (short+long) map")
+    parser.add_argument("--cases", nargs="+", default=list(MAKERS), choices=list(MAKERS))
     args = parser.parse_args()
+    sizes = []
+    for item in args.sizes:
+        if item.lstrip("+").isdigit():
+            sizes.append(int(item))
+        elif args.output is None:
+            args.output = item
+        else:
+            parser.error(f"--sizes: not an integer: {item!r}")
+    if args.output is None:
+        parser.error("the output JSON path is required")
+    args.sizes = sizes
+    return args
+
+
+def main() -> int:
+    args = parse_args()
     logging.basicConfig(level=logging.WARNING)
-    rng = np.random.default_rng(7)
-    makers = {"protein_cloud": protein_cloud, "lattice": lattice}
     rows = []
+    header = (f"{'case':13s} {'N':>8s} {'ours s':>7s} {'build':>6s} {'atoms':>6s} {'fmm s':>7s} {'x fmm':>6s} {'x cpu':>6s} "
+              f"{'err':>8s} {'fmm err':>8s} {'alpha':>6s} {'r_c':>5s} {'ranks':>14s} {'m':>4s} {'RSS MB':>7s} "
+              f"{'map L s':>7s} {'map s':>6s} {'fmm map':>7s} {'x fmm':>6s} {'store %':>7s}")
+    print(header, flush=True)
     for case in args.cases:
         for n in args.sizes:
-            pos, q = makers[case](n, rng)
-            rows.append(run_case(case, pos, q, args.tolerance, rng, args.map_size, args.full_map_max))
-            r = rows[-1]
+            r = run_isolated(case, n, args.tolerance, 7, args.map_size, args.full_map_max)
+            rows.append(r)
             print(
-                f"{case:13s} N={r['n_atoms']:8d} ours {r['ours_s']:6.2f}s (build {r['build_s']:5.2f} atoms {r['atoms_s']:5.2f}) "
-                f"fmm {r['fmm_s']:6.2f}s x{r['speedup_vs_fmm']:4.2f} err {r['max_rel_err_direct']:.1e} "
-                f"(fmm {r['fmm_max_rel_err_direct']:.1e}) ranks {r['ranks']} m {r['degree']} mem {r['peak_traced_MB']:.0f}MB "
-                f"map129 long {r['map_long_s']:.2f}s full {r.get('map_full_s', float('nan')):.2f}s "
-                f"fmm {r.get('map_fmm_s', float('nan')):.2f}s storage {r['storage_bytes'] / 2**20:.2f}MB vs map "
-                f"{r['map_bytes'] / 2**20:.1f}MB",
+                f"{case:13s} {r['n_atoms']:8d} {r['ours_s']:7.2f} {r['build_s']:6.2f} {r['atoms_s']:6.2f} "
+                f"{r['fmm_s']:7.2f} {r['speedup_vs_fmm']:6.2f} {r['fmm_cpu_s'] / r['ours_cpu_s']:6.2f} {r['max_rel_err_direct']:8.1e} "
+                f"{r['fmm_max_rel_err_direct']:8.1e} {r['alpha']:6.3f} {r['cutoff']:5.1f} {str(r['ranks']):>14s} "
+                f"{r['degree'][0]:4d} {r['peak_rss_MB']:7.0f} {r['map_long_s']:7.2f} {r.get('map_full_s', float('nan')):6.2f} "
+                f"{r.get('map_fmm_s', float('nan')):7.2f} {r.get('map_speedup_vs_fmm', float('nan')):6.2f} "
+                f"{100 * r['storage_fraction_of_map']:7.3f}",
                 flush=True,
             )
     summary = {}

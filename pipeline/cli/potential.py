@@ -1,4 +1,9 @@
-"""``python -m pipeline potential``: build the range-separated potential of a structure file."""
+"""``python -m pipeline potential``: build the range-separated potential of a structure file.
+
+Also holds what the scatter–gather subcommands (``potential-chunk``, ``potential-gather``)
+share with it: the parameter options, the structure loading and the final step (potential at
+every atom, self-check, file).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,8 @@ import time
 
 import numpy as np
 
-from pipeline.backend import to_host, xp_for_device
-from pipeline.electrostatics.build import build_potential
+from pipeline.backend import synchronize, to_host, xp_for_device
+from pipeline.electrostatics.build import build_potential, prepare_build
 from pipeline.electrostatics.parameters import DEFAULT_PADDING
 from pipeline.electrostatics.selfcheck import self_check
 from pipeline.electrostatics.splitting import SPLITS, check_tolerance
@@ -22,6 +27,70 @@ log = logging.getLogger(__name__)
 EXAMPLE = "Example: python -m pipeline potential results/structures/adk.nc -o results/potential/adk.nc --tolerance 1e-7"
 
 
+def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options that fix the build plan (every scatter–gather job must receive the same ones)."""
+    parser.add_argument("--tolerance", type=float, default=1e-6, help="target relative accuracy in (0, 1e-2] (default 1e-6)")
+    parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu", help="array backend (default cpu)")
+    parser.add_argument("--split", choices=SPLITS, default="ewald", help="splitting of 1/r (default ewald)")
+    parser.add_argument("--alpha", type=float, help="split parameter in 1/Å (default: cost model)")
+    parser.add_argument("--cutoff", type=float, help="short-range cutoff in Å (default: from alpha and tolerance)")
+    parser.add_argument("--degree", type=int, help="Chebyshev nodes per axis (default: degree rule)")
+    parser.add_argument("--padding", type=float, default=DEFAULT_PADDING,
+                        help=f"Å added around the atoms for the Chebyshev box (default {DEFAULT_PADDING})")
+
+
+def add_finish_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the compression and self-check (``potential`` and ``potential-gather``)."""
+    parser.add_argument("--ranks", type=int, nargs=3, metavar=("R1", "R2", "R3"), help="fixed Tucker ranks")
+    parser.add_argument("--hooi-sweeps", type=int, default=0, help="HOOI refinement sweeps (default 0)")
+    parser.add_argument("--self-check", type=int, default=200, metavar="N",
+                        help="atoms and points compared with direct summation (all atoms when ≤ 3000; default 200)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the self-check sample (default 0)")
+
+
+def load_inputs(args: argparse.Namespace):
+    """(structure, positions, charges) on the backend of ``--device``, checking the tolerance first."""
+    check_tolerance(args.tolerance, name="--tolerance")
+    structure = load_structure(args.structure)
+    if structure.n_atoms == 0:
+        raise ValueError(f"{args.structure}: the structure is empty (0 atoms)")
+    xp = xp_for_device(args.device)
+    return structure, xp.asarray(structure.positions), xp.asarray(structure.charges)
+
+
+def plan_options(args: argparse.Namespace) -> dict:
+    """Keyword arguments of :func:`prepare_build` from the plan options."""
+    return {"tolerance": args.tolerance, "split": args.split, "alpha": args.alpha, "cutoff": args.cutoff,
+            "degree": args.degree, "padding": args.padding}
+
+
+def setup_for(args: argparse.Namespace, positions, charges):
+    """The :class:`BuildSetup` of the whole structure under the plan options."""
+    return prepare_build(positions, charges, **plan_options(args))
+
+
+def finish(potential, structure, args: argparse.Namespace, timings: dict) -> int:
+    """Potential at every atom, self-check and the potential file (shared by potential and gather)."""
+    t0 = time.perf_counter()
+    total, short, long = potential.at_atoms()
+    synchronize(potential.xp)
+    timings["atom_potentials"] = time.perf_counter() - t0
+    log.info("atom potentials: %d atoms in %.2fs", structure.n_atoms, timings["atom_potentials"])
+    t0 = time.perf_counter()
+    check = self_check(potential, total, n_sample=args.self_check, rng=np.random.default_rng(args.seed),
+                       tolerance=potential.params["tolerance"])
+    timings["self_check"] = time.perf_counter() - t0
+    dataset = potential_to_dataset(
+        potential, total=total, short=short, long=long, timings=timings, selfcheck=check, structure_attrs=structure.attrs,
+    )
+    dataset.attrs["input_file"] = str(args.structure)
+    dataset.attrs["self_check_seed"] = int(args.seed)
+    write_netcdf(dataset, args.output)
+    energy = 0.5 * float(np.dot(to_host(potential.charges), to_host(total)))
+    log.info("wrote %s: energy %.6g e^2/A, ranks %s, %d bytes", args.output, energy, potential.ranks, potential.storage_bytes)
+    return 0
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "potential",
@@ -30,55 +99,21 @@ def register(subparsers) -> None:
             "Split 1/r into an exact short range (within a cutoff) and a smooth long range stored as\n"
             "Tucker-compressed Chebyshev coefficients over a box; evaluate the potential at every atom,\n"
             "the energy, and check the error against direct summation. Every parameter chosen from\n"
-            "--tolerance can be overridden."
+            "--tolerance can be overridden. For very large structures see potential-chunk and\n"
+            "potential-gather (the same result built from atom chunks in separate jobs)."
         ),
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("structure", help="structure record (netCDF from the ingest stage)")
     parser.add_argument("-o", "--output", required=True, help="potential file to write (netCDF)")
-    parser.add_argument("--tolerance", type=float, default=1e-6, help="target relative accuracy in (0, 1e-2] (default 1e-6)")
-    parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu", help="array backend (default cpu)")
-    parser.add_argument("--split", choices=SPLITS, default="ewald", help="splitting of 1/r (default ewald)")
-    parser.add_argument("--alpha", type=float, help="split parameter in 1/Å (default: automatic)")
-    parser.add_argument("--cutoff", type=float, help="short-range cutoff in Å (default: from alpha and tolerance)")
-    parser.add_argument("--degree", type=int, help="Chebyshev nodes per axis (default: degree rule)")
-    parser.add_argument("--ranks", type=int, nargs=3, metavar=("R1", "R2", "R3"), help="fixed Tucker ranks")
-    parser.add_argument("--hooi-sweeps", type=int, default=0, help="HOOI refinement sweeps (default 0)")
-    parser.add_argument("--padding", type=float, default=DEFAULT_PADDING,
-                        help=f"Å added around the atoms for the Chebyshev box (default {DEFAULT_PADDING})")
-    parser.add_argument("--self-check", type=int, default=200, metavar="N",
-                        help="atoms and points compared with direct summation (all atoms when ≤ 3000; default 200)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the self-check sample (default 0)")
+    add_plan_arguments(parser)
+    add_finish_arguments(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    tolerance = check_tolerance(args.tolerance, name="--tolerance")
-    structure = load_structure(args.structure)
-    if structure.n_atoms == 0:
-        raise ValueError(f"{args.structure}: the structure is empty (0 atoms)")
-    xp = xp_for_device(args.device)
-    positions = xp.asarray(structure.positions)
-    charges = xp.asarray(structure.charges)
-    potential, info = build_potential(
-        positions, charges, tolerance=tolerance, split=args.split, alpha=args.alpha, cutoff=args.cutoff,
-        degree=args.degree, ranks=args.ranks, hooi_sweeps=args.hooi_sweeps, padding=args.padding,
-    )
-    timings = dict(info["timings"])
-    t0 = time.perf_counter()
-    total, short, long = potential.at_atoms()
-    timings["atom_potentials"] = time.perf_counter() - t0
-    log.info("atom potentials: %d atoms in %.2fs", structure.n_atoms, timings["atom_potentials"])
-    t0 = time.perf_counter()
-    check = self_check(potential, total, n_sample=args.self_check, rng=np.random.default_rng(args.seed), tolerance=tolerance)
-    timings["self_check"] = time.perf_counter() - t0
-    dataset = potential_to_dataset(
-        potential, total=total, short=short, long=long, timings=timings, selfcheck=check, structure_attrs=structure.attrs,
-    )
-    dataset.attrs["input_file"] = str(args.structure)
-    dataset.attrs["self_check_seed"] = int(args.seed)
-    write_netcdf(dataset, args.output)
-    energy = 0.5 * float(np.dot(to_host(charges), to_host(total)))
-    log.info("wrote %s: energy %.6g e^2/A, ranks %s, %d bytes", args.output, energy, potential.ranks, potential.storage_bytes)
-    return 0
+    structure, positions, charges = load_inputs(args)
+    potential, info = build_potential(positions, charges, ranks=args.ranks, hooi_sweeps=args.hooi_sweeps,
+                                      **plan_options(args))
+    return finish(potential, structure, args, dict(info["timings"]))

@@ -1,27 +1,59 @@
 """Build a :class:`ChebyshevTuckerPotential` from positions and charges with one tolerance.
 
-Steps (one INFO line each): parameters (α, r_c, box, Chebyshev sizes), long-range
-coefficients in chunks of atoms (:func:`long_range_coefficients`, summed), Tucker
-compression (:func:`compress_coefficients`). Every automatic choice can be overridden.
+Steps (one INFO line each): parameters (:func:`prepare_build`: box, α and r_c from the cost
+model of :mod:`.parameters`, Chebyshev sizes and spreading grid), the long-range grid
+(spreading + FFT convolution), its Chebyshev coefficients, the long range at every atom
+interpolated from the same grid, and Tucker compression (:func:`assemble_potential`). Every
+automatic choice can be overridden. A scatter–gather build runs :func:`prepare_build` on the
+whole structure in every job, :func:`long_range_coefficients` on a slice of the atoms, and
+:func:`assemble_potential` on the sum.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
 from pipeline.backend import namespace_of, synchronize, to_host
-from pipeline.electrostatics.long_range import compress_coefficients, long_range_coefficients, plan_long_range
-from pipeline.electrostatics.parameters import DEFAULT_PADDING, choose_alpha, default_box
+from pipeline.electrostatics.gridding import interpolate_grid
+from pipeline.electrostatics.long_range import (
+    LongRangePlan,
+    compress_coefficients,
+    grid_to_coefficients,
+    long_range_grid,
+    plan_long_range,
+)
+from pipeline.electrostatics.parameters import DEFAULT_PADDING, TUCKER_MARGIN, choose_alpha, choose_cutoff, default_box
 from pipeline.electrostatics.potential import ChebyshevTuckerPotential, _check_inside
 from pipeline.electrostatics.splitting import check_tolerance, make_split
 
 log = logging.getLogger(__name__)
 
-#: Atoms per long-range chunk (the sum over chunks is exact up to rounding).
-BUILD_CHUNK_ATOMS = 1_000_000
+
+@dataclass(frozen=True)
+class BuildSetup:
+    """Everything a long-range build fixes before touching the charges.
+
+    Attributes
+    ----------
+    box_lo, box_hi : tuple of 3 floats, Å
+    split : EwaldSplit or GaussianSumSplit
+    cutoff : float
+        Short-range cutoff r_c, Å.
+    plan : LongRangePlan
+    params : dict
+        Build parameters as stored with the potential (tolerance, α, cutoff, degree, grid, split).
+    """
+
+    box_lo: tuple
+    box_hi: tuple
+    split: object
+    cutoff: float
+    plan: LongRangePlan
+    params: dict
 
 
 def validate_structure(positions, charges) -> None:
@@ -42,6 +74,97 @@ def validate_structure(positions, charges) -> None:
         raise ValueError(f"charges contain NaN or infinite values (first at atom {bad})")
 
 
+def prepare_build(
+    positions,
+    charges,
+    *,
+    tolerance: float = 1e-6,
+    split: str = "ewald",
+    alpha: float | None = None,
+    cutoff: float | None = None,
+    degree=None,
+    box=None,
+    padding: float = DEFAULT_PADDING,
+    spacing: float | None = None,
+) -> BuildSetup:
+    """Box, split, cutoff and long-range plan of a structure (see :func:`build_potential`).
+
+    A pure function of the whole structure and the arguments: scatter–gather jobs call it on
+    the same inputs and obtain identical setups.
+    """
+    tolerance = check_tolerance(tolerance)
+    validate_structure(positions, charges)
+    if box is None:
+        lo, hi = default_box(to_host(positions), padding)
+    else:
+        lo, hi = (np.asarray(b, dtype=float).reshape(3) for b in box)
+        if np.any(hi <= lo):
+            raise ValueError(f"box must have hi > lo on every axis, got lo={lo.tolist()} hi={hi.tolist()}")
+    lo, hi = tuple(float(v) for v in lo), tuple(float(v) for v in hi)
+    _check_inside(positions, lo, hi, "charges")
+    if alpha is None:
+        alpha = choose_alpha(lo, hi, tolerance, n_atoms=int(positions.shape[0]))
+    if not alpha > 0:
+        raise ValueError(f"alpha must be > 0 1/Å, got {alpha!r}")
+    length = float(np.linalg.norm(np.subtract(hi, lo)))
+    kernel = make_split(split, alpha, tolerance=tolerance / 10, length_scale=length)
+    if cutoff is None:
+        cutoff = choose_cutoff(kernel, tolerance, length)
+    if not cutoff > 0:
+        raise ValueError(f"cutoff must be > 0 Å, got {cutoff!r}")
+    plan = plan_long_range(lo, hi, kernel.t_max, tolerance, degree=degree, spacing=spacing)
+    params = {
+        "tolerance": tolerance,
+        "alpha": float(alpha),
+        "cutoff": float(cutoff),
+        "degree": list(plan.degree),
+        "padding": float(padding),
+        "grid": plan.to_dict(),
+        **kernel.params(),
+    }
+    log.info(
+        "parameters: n_atoms=%d split=%s alpha=%.4g 1/A cutoff=%.3g A degree=%s grid=%s h=%.3g A",
+        positions.shape[0], kernel.name, alpha, cutoff, plan.degree, plan.shape, plan.spacing,
+    )
+    return BuildSetup(box_lo=lo, box_hi=hi, split=kernel, cutoff=float(cutoff), plan=plan, params=params)
+
+
+def assemble_potential(setup: BuildSetup, coeffs, positions, charges, *, ranks=None, hooi_sweeps: int = 0,
+                       atom_long=None):
+    """Tucker-compress summed coefficients and wrap them with the atoms into a potential.
+
+    Parameters
+    ----------
+    setup : BuildSetup
+    coeffs : (m1, m2, m3) array
+        Long-range Chebyshev coefficients of all charges (sum over chunks).
+    positions, charges : arrays of the whole structure
+    ranks, hooi_sweeps : see :func:`build_potential`
+    atom_long : (n_atoms,) array, optional
+        Φ_L at every atom (self term included) from the build's grid.
+
+    Returns
+    -------
+    potential : ChebyshevTuckerPotential
+    seconds : float
+        Time of the compression.
+    """
+    xp = namespace_of(coeffs)
+    t0 = time.perf_counter()
+    core, factors, rel_err = compress_coefficients(coeffs, setup.params["tolerance"] * TUCKER_MARGIN, ranks=ranks,
+                                                   hooi_sweeps=hooi_sweeps)
+    synchronize(xp)
+    seconds = time.perf_counter() - t0
+    log.info("tucker: m=%s ranks=%s rel_err=%.1e %.2fs", setup.plan.degree, tuple(core.shape), rel_err, seconds)
+    params = dict(setup.params)
+    params.update(ranks=[int(r) for r in core.shape], tucker_rel_error=float(rel_err), hooi_sweeps=int(hooi_sweeps))
+    potential = ChebyshevTuckerPotential(
+        box_lo=setup.box_lo, box_hi=setup.box_hi, core=core, factors=factors, split=setup.split,
+        cutoff=setup.cutoff, positions=positions, charges=charges, params=params, atom_long=atom_long,
+    )
+    return potential, seconds
+
+
 def build_potential(
     positions,
     charges,
@@ -56,6 +179,7 @@ def build_potential(
     box=None,
     padding: float = DEFAULT_PADDING,
     spacing: float | None = None,
+    atom_values: bool = True,
 ):
     """Range-separated potential of point charges in the Chebyshev–Tucker format.
 
@@ -67,14 +191,13 @@ def build_potential(
         Target relative accuracy ε in (0, 1e-2] (errors measured against max |Φ|).
     split : {"ewald", "gaussian-sum"}
     alpha : float, optional
-        Split parameter, 1/Å (default: :func:`choose_alpha`).
+        Split parameter, 1/Å (default: :func:`choose_alpha`, a cost model).
     cutoff : float, optional
-        Short-range cutoff r_c, Å (default: erfc(α r_c) = ε/10, or the numerical search of
-        the Gaussian-sum split).
+        Short-range cutoff r_c, Å (default: :func:`choose_cutoff`).
     degree : int or 3 ints, optional
         Chebyshev nodes per axis (default: degree rule).
     ranks : 3 ints, optional
-        Fixed Tucker ranks (default: tail rule with ε).
+        Fixed Tucker ranks (default: tail rule with ε · :data:`~.parameters.TUCKER_MARGIN`).
     hooi_sweeps : int
         HOOI refinement sweeps after the HOSVD.
     box : pair of (3,) arrays, optional
@@ -83,6 +206,9 @@ def build_potential(
         Å added around the atoms for the default box.
     spacing : float, optional
         Override of the spreading-grid spacing, Å.
+    atom_values : bool
+        Also interpolate Φ_L at every atom from the uniform grid (N·P³, kept as
+        ``potential.atom_long`` for :meth:`~ChebyshevTuckerPotential.at_atoms`).
 
     Returns
     -------
@@ -90,65 +216,29 @@ def build_potential(
     info : dict
         Parameters and per-step timings (seconds).
     """
-    tolerance = check_tolerance(tolerance)
-    validate_structure(positions, charges)
     xp = namespace_of(positions, charges)
     timings = {}
     t0 = time.perf_counter()
-    if box is None:
-        lo, hi = default_box(to_host(positions), padding)
-    else:
-        lo, hi = (np.asarray(b, dtype=float).reshape(3) for b in box)
-        if np.any(hi <= lo):
-            raise ValueError(f"box must have hi > lo on every axis, got lo={lo.tolist()} hi={hi.tolist()}")
-    lo, hi = tuple(float(v) for v in lo), tuple(float(v) for v in hi)
-    _check_inside(positions, lo, hi, "charges")
-    if alpha is None:
-        alpha = choose_alpha(lo, hi, tolerance)
-    if not alpha > 0:
-        raise ValueError(f"alpha must be > 0 1/Å, got {alpha!r}")
-    length = float(np.linalg.norm(np.subtract(hi, lo)))
-    kernel = make_split(split, alpha, tolerance=tolerance / 10, length_scale=length)
-    if cutoff is None:
-        cutoff = kernel.cutoff_for(tolerance / 10, length)
-    if not cutoff > 0:
-        raise ValueError(f"cutoff must be > 0 Å, got {cutoff!r}")
-    plan = plan_long_range(lo, hi, kernel.t_max, tolerance, degree=degree, spacing=spacing)
+    setup = prepare_build(positions, charges, tolerance=tolerance, split=split, alpha=alpha, cutoff=cutoff,
+                          degree=degree, box=box, padding=padding, spacing=spacing)
     timings["parameters"] = time.perf_counter() - t0
-    log.info(
-        "parameters: n_atoms=%d split=%s alpha=%.4g 1/A cutoff=%.3g A degree=%s grid=%s h=%.3g A",
-        positions.shape[0], kernel.name, alpha, cutoff, plan.degree, plan.shape, plan.spacing,
-    )
 
     t0 = time.perf_counter()
-    coeffs = None
-    for s in range(0, positions.shape[0], BUILD_CHUNK_ATOMS):
-        part = long_range_coefficients(positions[s : s + BUILD_CHUNK_ATOMS], charges[s : s + BUILD_CHUNK_ATOMS], plan, kernel)
-        coeffs = part if coeffs is None else coeffs + part
+    grid = long_range_grid(positions, charges, setup.plan, setup.split)
+    coeffs = grid_to_coefficients(grid, setup.plan)
     synchronize(xp)
     timings["long_range_coefficients"] = time.perf_counter() - t0
-    log.info("long range: coefficients %s in %.2fs", tuple(coeffs.shape), timings["long_range_coefficients"])
+    log.info("long range: grid %s, coefficients %s in %.2fs", setup.plan.shape, tuple(coeffs.shape),
+             timings["long_range_coefficients"])
+    atom_long = None
+    if atom_values:
+        t0 = time.perf_counter()
+        atom_long = interpolate_grid(grid, positions, setup.plan)
+        synchronize(xp)
+        timings["long_range_atoms"] = time.perf_counter() - t0
+        log.info("long range at %d atoms from the grid in %.2fs", positions.shape[0], timings["long_range_atoms"])
+    del grid
 
-    t0 = time.perf_counter()
-    core, factors, rel_err = compress_coefficients(coeffs, tolerance, ranks=ranks, hooi_sweeps=hooi_sweeps)
-    synchronize(xp)
-    timings["tucker"] = time.perf_counter() - t0
-    log.info("tucker: m=%s ranks=%s rel_err=%.1e %.2fs", plan.degree, tuple(core.shape), rel_err, timings["tucker"])
-
-    params = {
-        "tolerance": tolerance,
-        "alpha": float(alpha),
-        "cutoff": float(cutoff),
-        "degree": list(plan.degree),
-        "ranks": [int(r) for r in core.shape],
-        "tucker_rel_error": float(rel_err),
-        "hooi_sweeps": int(hooi_sweeps),
-        "padding": float(padding),
-        "grid": plan.to_dict(),
-        **kernel.params(),
-    }
-    potential = ChebyshevTuckerPotential(
-        box_lo=lo, box_hi=hi, core=core, factors=factors, split=kernel, cutoff=float(cutoff),
-        positions=positions, charges=charges, params=params,
-    )
-    return potential, {"params": params, "timings": timings}
+    potential, timings["tucker"] = assemble_potential(setup, coeffs, positions, charges, ranks=ranks,
+                                                      hooi_sweeps=hooi_sweeps, atom_long=atom_long)
+    return potential, {"params": potential.params, "timings": timings}

@@ -32,19 +32,23 @@ def values_to_coefficients_matrix(m: int, *, xp=np):
 
 
 def chebvander(xi, m: int):
-    """Values T_n(ξ) for n = 0 … m−1, shape (len(ξ), m); ξ in [−1, 1] (three-term recurrence)."""
+    """Values T_n(ξ) for n = 0 … m−1, shape (len(ξ), m); ξ in [−1, 1] (three-term recurrence).
+
+    The result is a transposed view of an (m, len(ξ)) array (Fortran order).
+    """
     from pipeline.backend import namespace_of
 
     xp = namespace_of(xi)
     xi = xp.asarray(xi, dtype=xp.float64).reshape(-1)
-    out = xp.empty((xi.shape[0], m), dtype=xp.float64)
-    out[:, 0] = 1.0
+    out = xp.empty((m, xi.shape[0]), dtype=xp.float64)  # rows are contiguous: the recurrence runs along them
+    out[0] = 1.0
     if m > 1:
-        out[:, 1] = xi
+        out[1] = xi
     two_xi = 2.0 * xi
     for n in range(2, m):
-        out[:, n] = two_xi * out[:, n - 1] - out[:, n - 2]
-    return out
+        xp.multiply(two_xi, out[n - 1], out=out[n])
+        out[n] -= out[n - 2]
+    return out.T
 
 
 def derivative_matrix(m: int, *, xp=np):

@@ -6,17 +6,19 @@ normalised 3-D Gaussian of variance s² per axis and ψ the deconvolved long-ran
 (:meth:`deconvolved_long`). Then, on a uniform grid y_g of spacing h covering the box plus the
 spreading radius,
 
-1. spread: ρ_g = Σ_j q_j W_s(y_g − x_j), truncated at radius R_w (N·P³ work, P ≈ 2R_w/h;
-   compiled loop on the CPU, bincount of the separable weights on other backends);
+1. spread: ρ_g = Σ_j q_j W_s(y_g − x_j), truncated at radius R_w (N·P³ work,
+   :func:`~pipeline.electrostatics.gridding.spread_charges`);
 2. convolve: U_g = h³ Σ_g' ψ(y_g − y_g') ρ_g' (exact aperiodic discrete convolution through a
-   zero-padded FFT; ψ is smooth, so sampling it is harmless);
+   zero-padded FFT of even length; ψ is even, so its transform is the DCT-I of one octant);
 3. gather at the Chebyshev nodes x_abc of the box: Φ_L(x) = h³ Σ_g W_s(x − y_g) U_g, separable,
-   hence three mode products with (m_k × n_k) matrices;
+   hence three mode products with (m_k × n_k) matrices (and at the atoms themselves by
+   :func:`~pipeline.electrostatics.gridding.interpolate_grid`, N·P³);
 4. DCT-II per axis (dense m×m matrices) to Chebyshev coefficients.
 
 Steps 2–3 are trapezoidal rules for the two convolution integrals; their aliasing error is
-≈ exp(−(2π/h)²/(4α'² + 2/s²)). Balancing against the constraint 1/α'² = 1/α² − 4s² gives
-s ≈ 0.383/α and h ≈ 1.30/(α√ln(1/ε)); R_w = s√(2 ln(1/ε)). The whole map from charges to
+≈ exp(−(2π/h)²/(4α'² + 2/s²)) with 1/α'² = 1/α² − 4s², and truncating the window at
+R_w = s√(2 ln(1/ε_g)) costs ≈ ε_g. We take s = :data:`SIGMA_FACTOR`/α, ε_g = ε ·
+:data:`GRID_MARGIN` and the largest h that meets ε_g. The whole map from charges to
 coefficients is linear in the charges: :func:`long_range_coefficients` on chunks of atoms can
 be summed (scatter–gather), and :func:`compress_coefficients` compresses the sum.
 """
@@ -28,22 +30,25 @@ import math
 import time
 from dataclasses import asdict, dataclass
 
-import numba
 import numpy as np
 
 from pipeline.backend import backend_name, namespace_of
+from pipeline.electrostatics.blas import single_blas_thread
 from pipeline.electrostatics.chebyshev import (
     cheb_nodes1,
     degree_for_gaussian,
     from_reference,
     values_to_coefficients_matrix,
 )
+from pipeline.electrostatics.gridding import spread_charges
 from pipeline.electrostatics.tucker import mode_product, tucker_hosvd
 
 log = logging.getLogger(__name__)
 
-#: Atoms per spreading chunk (bounds the (chunk·P³) temporaries).
-SPREAD_CHUNK_ENTRIES = 8_000_000
+#: Spreading width s·t_max (dimensionless); smaller s means fewer window points P but a finer grid.
+SIGMA_FACTOR = 0.3
+#: Accuracy of the grid steps relative to the requested tolerance.
+GRID_MARGIN = 0.3
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,20 @@ class LongRangePlan:
     def to_dict(self) -> dict:
         return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
 
+    @classmethod
+    def from_dict(cls, data: dict) -> "LongRangePlan":
+        """Inverse of :meth:`to_dict` (lists back to tuples)."""
+        return cls(**{key: tuple(value) if isinstance(value, list) else value for key, value in data.items()})
+
+
+def grid_spacing(t_max: float, sigma: float, grid_tolerance: float) -> float:
+    """Largest h (Å) with aliasing exp(−(2π/h)²/(4α'² + 2/s²)) ≤ ``grid_tolerance``."""
+    inv = 1.0 / t_max**2 - 4.0 * sigma**2
+    if inv <= 0:
+        raise ValueError(f"spreading width s={sigma} Å too large for t_max={t_max} 1/Å (need s < 1/(2 t_max))")
+    width2 = 4.0 / inv + 2.0 / sigma**2
+    return 2.0 * math.pi / math.sqrt(width2 * math.log(1.0 / grid_tolerance))
+
 
 def plan_long_range(box_lo, box_hi, t_max: float, tolerance: float, *, degree=None, spacing=None) -> LongRangePlan:
     """Choose Chebyshev sizes and the spreading grid for long-range exponent ``t_max`` (1/Å).
@@ -108,10 +127,10 @@ def plan_long_range(box_lo, box_hi, t_max: float, tolerance: float, *, degree=No
         deg = tuple(int(d) for d in degree)
     if min(deg) < 2:
         raise ValueError(f"Chebyshev degree must be ≥ 2 per axis, got {deg}")
-    log_eps = math.log(1.0 / (tolerance / 10.0))
-    sigma = 0.383 / t_max
-    h = 1.30 / (t_max * math.sqrt(log_eps)) if spacing is None else float(spacing)
-    radius = sigma * math.sqrt(2.0 * log_eps)
+    grid_tol = tolerance * GRID_MARGIN
+    sigma = SIGMA_FACTOR / t_max
+    h = grid_spacing(t_max, sigma, grid_tol) if spacing is None else float(spacing)
+    radius = sigma * math.sqrt(2.0 * math.log(1.0 / grid_tol))
     origin = lo - radius - h
     shape = tuple(int(v) for v in np.ceil((hi - lo + 2 * radius) / h).astype(int) + 3)
     return LongRangePlan(
@@ -130,96 +149,76 @@ def _gauss1(d, sigma: float, xp):
     return xp.exp(-0.5 * (d / sigma) ** 2) / (math.sqrt(2 * math.pi) * sigma)
 
 
-@numba.njit(cache=True)
-def _spread_compiled(pos, q, origin, h, sigma, radius, npt, out):  # pragma: no cover - compiled
-    n1, n2, n3 = out.shape
-    norm = 1.0 / (math.sqrt(2.0 * math.pi) * sigma)
-    w = np.empty((3, npt))
-    first = np.empty(3, dtype=np.int64)
-    for j in range(pos.shape[0]):
-        for a in range(3):
-            rel = (pos[j, a] - origin[a]) / h
-            f = int(math.ceil(rel - radius / h))
-            first[a] = f
-            for p in range(npt):
-                d = (f + p - rel) * h
-                w[a, p] = norm * math.exp(-0.5 * (d / sigma) ** 2) if abs(d) <= radius else 0.0
-        for p in range(npt):
-            wx = q[j] * w[0, p]
-            i = first[0] + p
-            for r in range(npt):
-                wxy = wx * w[1, r]
-                k = first[1] + r
-                for t in range(npt):
-                    out[i, k, first[2] + t] += wxy * w[2, t]
+def fft_shape(shape) -> tuple:
+    """Zero-padded FFT sizes: the smallest fast even length ≥ 2n − 1 per axis."""
+    import scipy.fft as sfft
+
+    out = []
+    for n in shape:
+        nf = sfft.next_fast_len(2 * n - 1, real=True)
+        while nf % 2:
+            nf = sfft.next_fast_len(nf + 1, real=True)
+        out.append(int(nf))
+    return tuple(out)
 
 
-def spread_charges(positions, charges, plan: LongRangePlan):
-    """Grid density ρ_g = Σ_j q_j W_s(y_g − x_j), shape ``plan.shape``, e/Å³ (linear in charges).
+def kernel_spectrum(plan: LongRangePlan, split, fshape):
+    """DFT of h³ψ on the zero-padded grid, real, one octant: shape (nf_k/2 + 1,) per axis (host).
 
-    Parameters
-    ----------
-    positions : (n_atoms, 3) float64, Å, inside the box
-    charges : (n_atoms,) float64, e
+    The kernel sampled at the wrap-around offsets is the even extension of its octant
+    (offsets 0 … nf/2 per axis), whose DFT is the (unnormalised) DCT-I of the octant.
     """
-    xp = namespace_of(positions, charges)
-    n1, n2, n3 = plan.shape
-    h = plan.spacing
-    npt = int(math.floor(2 * plan.radius / h)) + 2
-    if backend_name(xp) == "numpy":
-        out = np.zeros(plan.shape)
-        _spread_compiled(np.ascontiguousarray(positions, dtype=np.float64), np.ascontiguousarray(charges, dtype=np.float64),
-                         np.asarray(plan.origin), h, plan.sigma, plan.radius, npt, out)
-        return out
-    origin = xp.asarray(plan.origin)
-    total = xp.zeros(n1 * n2 * n3, dtype=xp.float64)
-    offs = xp.arange(npt)
-    chunk = max(1, SPREAD_CHUNK_ENTRIES // npt**3)
-    for start in range(0, positions.shape[0], chunk):
-        pos = positions[start : start + chunk]
-        q = charges[start : start + chunk]
-        rel = (pos - origin) / h
-        first = xp.ceil(rel - plan.radius / h).astype(xp.int64)  # (c, 3)
-        idx = first[:, :, None] + offs[None, None, :]  # (c, 3, P)
-        w = _gauss1((idx - rel[:, :, None]) * h, plan.sigma, xp)  # (c, 3, P)
-        w = xp.where(xp.abs(idx - rel[:, :, None]) * h <= plan.radius, w, 0.0)
-        wx = w[:, 0] * q[:, None]
-        weights = (wx[:, :, None, None] * w[:, 1][:, None, :, None]) * w[:, 2][:, None, None, :]
-        flat = (idx[:, 0][:, :, None, None] * n2 + idx[:, 1][:, None, :, None]) * n3 + idx[:, 2][:, None, None, :]
-        total += xp.bincount(flat.reshape(-1), weights=weights.reshape(-1), minlength=total.size)
-    return total.reshape(plan.shape)
-
-
-def _fft(xp):
-    if backend_name(xp) == "numpy":
-        import scipy.fft
-
-        return scipy.fft, {"workers": -1}
-    return xp.fft, {}
-
-
-def convolve_long_kernel(rho, plan: LongRangePlan, split):
-    """U_g = h³ Σ_g' ψ(y_g − y_g') ρ_g' by zero-padded FFT, shape ``plan.shape``, e/Å."""
-    xp = namespace_of(rho)
-    fft, kw = _fft(xp)
     import scipy.fft as sfft
 
     h = plan.spacing
-    fshape = tuple(sfft.next_fast_len(2 * n - 1, real=True) for n in plan.shape)
-    axes = []
-    for n, nf in zip(plan.shape, fshape):
-        k = np.arange(nf)
-        k = np.where(k < n, k, k - nf)  # wrap-around offsets; the middle gap is never used
-        axes.append(xp.asarray(k * h, dtype=xp.float64))
-    r = xp.sqrt(axes[0][:, None, None] ** 2 + axes[1][None, :, None] ** 2 + axes[2][None, None, :] ** 2)
-    kernel = split.deconvolved_long(r, plan.sigma) * h**3
-    del r
-    spec = fft.rfftn(kernel, s=fshape, **kw)
-    del kernel
-    spec *= fft.rfftn(rho, s=fshape, **kw)
-    out = fft.irfftn(spec, s=fshape, **kw)
+    # the grid is isotropic: |offset|² = h²(i² + j² + k²) takes few distinct integer values,
+    # so ψ is evaluated once per value and gathered
+    sq = [np.arange(nf // 2 + 1, dtype=np.int64) ** 2 for nf in fshape]
+    table = split.deconvolved_long(h * np.sqrt(np.arange(sum(int(v[-1]) for v in sq) + 1, dtype=np.float64)), plan.sigma)
+    index = sq[0][:, None, None] + sq[1][None, :, None] + sq[2][None, None, :]
+    kernel = table[index] * h**3
+    del index
+    return sfft.dctn(kernel, type=1, workers=-1, overwrite_x=True)
+
+
+def _multiply_even(spec, octant, xp):
+    """spec (nf1, nf2, nf3/2+1) *= the even extension of ``octant`` along axes 0 and 1, in place."""
+    h1, h2 = octant.shape[0] - 1, octant.shape[1] - 1
+    spec[: h1 + 1, : h2 + 1] *= octant
+    spec[: h1 + 1, h2 + 1 :] *= octant[:, h2 - 1 : 0 : -1]
+    spec[h1 + 1 :, : h2 + 1] *= octant[h1 - 1 : 0 : -1, :]
+    spec[h1 + 1 :, h2 + 1 :] *= octant[h1 - 1 : 0 : -1, h2 - 1 : 0 : -1]
+
+
+def convolve_long_kernel(rho, plan: LongRangePlan, split):
+    """U_g = h³ Σ_g' ψ(y_g − y_g') ρ_g' by zero-padded FFT, shape ``plan.shape``, e/Å.
+
+    The 3-D transform is done one axis at a time (z, y, x forward; x, y, z back), so the
+    zero padding of an axis is only ever transformed for the rows that carry data and the
+    output is cut back to ``plan.shape`` axis by axis: the largest array is one padded
+    spectrum (nf1 · nf2 · (nf3/2 + 1) complex values).
+    """
+    xp = namespace_of(rho)
+    fshape = fft_shape(plan.shape)
+    octant = kernel_spectrum(plan, split, fshape)
     n1, n2, n3 = plan.shape
-    return xp.ascontiguousarray(out[:n1, :n2, :n3])
+    if backend_name(xp) == "numpy":
+        import scipy.fft as fft
+
+        kw = {"workers": -1}
+        own = {"workers": -1, "overwrite_x": True}
+    else:
+        fft, kw, own = xp.fft, {}, {}
+        octant = xp.asarray(octant)
+    spec = fft.rfft(rho, n=fshape[2], axis=2, **kw)  # (n1, n2, nf3/2+1)
+    spec = fft.fft(spec, n=fshape[1], axis=1, **own)  # (n1, nf2, ·)
+    spec = fft.fft(spec, n=fshape[0], axis=0, **own)  # (nf1, nf2, ·)
+    _multiply_even(spec, octant, xp)
+    del octant
+    spec = fft.ifft(spec, axis=0, **own)[:n1]
+    spec = fft.ifft(spec, axis=1, **own)[:, :n2]
+    out = fft.irfft(spec, n=fshape[2], axis=2, **kw)[:, :, :n3]
+    return xp.ascontiguousarray(out)
 
 
 def node_coordinates(plan: LongRangePlan, *, xp=np):
@@ -229,15 +228,23 @@ def node_coordinates(plan: LongRangePlan, *, xp=np):
     ]
 
 
-def gather_at_nodes(grid_values, plan: LongRangePlan):
-    """Φ_L at the Chebyshev nodes, shape ``plan.degree``: h³ Σ_g W_s(x − y_g) U_g, separable."""
+def gather_on_axes(grid_values, plan: LongRangePlan, axes):
+    """h³ Σ_g W_s(x − y_g) U_g on the tensor grid ``axes[0] × axes[1] × axes[2]`` (Å), separable.
+
+    Three mode products with (len(axes[k]) × n_k) Gaussian matrices; shape (len(axes[0]), …).
+    """
     xp = namespace_of(grid_values)
     out = grid_values
-    for axis, x in enumerate(node_coordinates(plan, xp=xp)):
+    for axis, x in enumerate(axes):
         y = plan.origin[axis] + plan.spacing * xp.arange(plan.shape[axis], dtype=xp.float64)
-        mat = _gauss1(x[:, None] - y[None, :], plan.sigma, xp) * plan.spacing
+        mat = _gauss1(xp.asarray(x)[:, None] - y[None, :], plan.sigma, xp) * plan.spacing
         out = mode_product(out, mat, axis)
     return out
+
+
+def gather_at_nodes(grid_values, plan: LongRangePlan):
+    """Φ_L at the Chebyshev nodes, shape ``plan.degree``: h³ Σ_g W_s(x − y_g) U_g, separable."""
+    return gather_on_axes(grid_values, plan, node_coordinates(plan, xp=namespace_of(grid_values)))
 
 
 def values_to_coefficients(values):
@@ -247,6 +254,23 @@ def values_to_coefficients(values):
     for axis in range(3):
         out = mode_product(out, values_to_coefficients_matrix(values.shape[axis], xp=xp), axis)
     return out
+
+
+def long_range_grid(positions, charges, plan: LongRangePlan, split):
+    """U = h³ ψ * ρ on the uniform grid of ``plan`` (steps 1–2 of the module Notes), e/Å."""
+    t0 = time.perf_counter()
+    rho = spread_charges(positions, charges, plan)
+    t1 = time.perf_counter()
+    grid = convolve_long_kernel(rho, plan, split)
+    log.debug("long range: %d atoms, grid %s: spread %.2fs, convolve %.2fs", positions.shape[0], plan.shape,
+              t1 - t0, time.perf_counter() - t1)
+    return grid
+
+
+def grid_to_coefficients(grid_values, plan: LongRangePlan):
+    """Chebyshev coefficients (m1, m2, m3) of h³ W_s * U at the nodes (steps 3–4), e/Å."""
+    with single_blas_thread(namespace_of(grid_values)):
+        return values_to_coefficients(gather_at_nodes(grid_values, plan))
 
 
 def long_range_coefficients(positions, charges, plan: LongRangePlan, split):
@@ -268,18 +292,7 @@ def long_range_coefficients(positions, charges, plan: LongRangePlan, split):
     (m1, m2, m3) float64 array
         Coefficients c_abc with Φ_L(x) ≈ Σ c_abc T_a(ξ₁) T_b(ξ₂) T_c(ξ₃), e/Å.
     """
-    t0 = time.perf_counter()
-    rho = spread_charges(positions, charges, plan)
-    t1 = time.perf_counter()
-    grid = convolve_long_kernel(rho, plan, split)
-    t2 = time.perf_counter()
-    coeffs = values_to_coefficients(gather_at_nodes(grid, plan))
-    t3 = time.perf_counter()
-    log.debug(
-        "long range: %d atoms, grid %s, m %s: spread %.2fs, convolve %.2fs, gather+dct %.2fs",
-        positions.shape[0], plan.shape, plan.degree, t1 - t0, t2 - t1, t3 - t2,
-    )
-    return coeffs
+    return grid_to_coefficients(long_range_grid(positions, charges, plan, split), plan)
 
 
 def compress_coefficients(coeffs, tolerance: float, *, ranks=None, max_rank=None, hooi_sweeps: int = 0):

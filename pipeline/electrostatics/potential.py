@@ -14,9 +14,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipeline.backend import namespace_of, to_host
+from pipeline.backend import backend_name, namespace_of, to_host
+from pipeline.electrostatics.blas import single_blas_thread
 from pipeline.electrostatics.chebyshev import chebvander, derivative_matrix, to_reference
-from pipeline.electrostatics.short_range import short_range_sum
+from pipeline.electrostatics.map_grid import map_short_range
+from pipeline.electrostatics.short_range import short_range_at_atoms, short_range_sum
+from pipeline.electrostatics.short_range_grid import uniform_axis
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,10 @@ class ChebyshevTuckerPotential:
     charges : (n_atoms,) array, e
     params : dict
         Build parameters (tolerance, degree, ranks, ...), stored with the potential.
+    atom_long : (n_atoms,) array, optional
+        Φ_L at every atom including its own self term, interpolated from the uniform grid of
+        the build (the Tucker form is not needed there); when absent, :meth:`at_atoms`
+        evaluates the Tucker form. Not stored in files.
     """
 
     box_lo: tuple
@@ -70,6 +77,7 @@ class ChebyshevTuckerPotential:
     positions: object
     charges: object
     params: dict = field(default_factory=dict)
+    atom_long: object = None
 
     @property
     def xp(self):
@@ -94,23 +102,28 @@ class ChebyshevTuckerPotential:
         return chebvander(xi, factor.shape[0]) @ factor
 
     def _contract(self, e1, e2, e3):
+        """Σ_abc G_abc e1_pa e2_pb e3_pc for one block of points: (block,)."""
         xp = self.xp
         r1, r2, r3 = self.core.shape
-        core = self.core.reshape(r1, r2 * r3)
-        out = xp.empty(e1.shape[0])
-        for s in range(0, e1.shape[0], EVAL_BLOCK):
-            y = (e1[s : s + EVAL_BLOCK] @ core).reshape(-1, r2, r3)
-            z = (e2[s : s + EVAL_BLOCK, None, :] @ y)[:, 0, :]
-            out[s : s + EVAL_BLOCK] = xp.sum(z * e3[s : s + EVAL_BLOCK], axis=1)
-        return out
+        y = (e1 @ self.core.reshape(r1, r2 * r3)).reshape(-1, r2, r3)
+        z = xp.einsum("pb,pbc->pc", e2, y)
+        return xp.sum(z * e3, axis=1)
 
     def long_range(self, points):
-        """Φ_L at ``points`` (n, 3) Å, including every atom's self term, (n,) e/Å."""
+        """Φ_L at ``points`` (n, 3) Å, including every atom's self term, (n,) e/Å.
+
+        Points are taken in blocks of :data:`EVAL_BLOCK`: per block three (block × m)(m × r_k)
+        products and the core contraction, so memory stays at block · (m + r₂r₃).
+        """
         xp = self.xp
         points = xp.asarray(points, dtype=xp.float64)
         _check_inside(points, self.box_lo, self.box_hi, "targets")
-        e = [self._axis_matrix(points[:, k], k, self.factors[k]) for k in range(3)]
-        return self._contract(*e)
+        out = xp.empty(points.shape[0])
+        for s in range(0, points.shape[0], EVAL_BLOCK):
+            block = points[s : s + EVAL_BLOCK]
+            e = [self._axis_matrix(block[:, k], k, self.factors[k]) for k in range(3)]
+            out[s : s + EVAL_BLOCK] = self._contract(*e)
+        return out
 
     def _derivative_factors(self):
         xp = self.xp
@@ -125,12 +138,15 @@ class ChebyshevTuckerPotential:
         xp = self.xp
         points = xp.asarray(points, dtype=xp.float64)
         _check_inside(points, self.box_lo, self.box_hi, "targets")
-        e = [self._axis_matrix(points[:, k], k, self.factors[k]) for k in range(3)]
-        d = [self._axis_matrix(points[:, k], k, f) for k, f in enumerate(self._derivative_factors())]
+        dfac = self._derivative_factors()
         out = xp.empty((points.shape[0], 3))
-        out[:, 0] = -self._contract(d[0], e[1], e[2])
-        out[:, 1] = -self._contract(e[0], d[1], e[2])
-        out[:, 2] = -self._contract(e[0], e[1], d[2])
+        for s in range(0, points.shape[0], EVAL_BLOCK):
+            block = points[s : s + EVAL_BLOCK]
+            e = [self._axis_matrix(block[:, k], k, self.factors[k]) for k in range(3)]
+            d = [self._axis_matrix(block[:, k], k, f) for k, f in enumerate(dfac)]
+            out[s : s + EVAL_BLOCK, 0] = -self._contract(d[0], e[1], e[2])
+            out[s : s + EVAL_BLOCK, 1] = -self._contract(e[0], d[1], e[2])
+            out[s : s + EVAL_BLOCK, 2] = -self._contract(e[0], e[1], d[2])
         return out
 
     def long_range_grid(self, xs, ys, zs):
@@ -141,28 +157,21 @@ class ChebyshevTuckerPotential:
             pts = xp.zeros((a.shape[0], 3)) + xp.asarray(self.box_lo)[None, :]
             pts[:, k] = a
             _check_inside(pts, self.box_lo, self.box_hi, "grid coordinates")
-        e = [self._axis_matrix(a, k, self.factors[k]) for k, a in enumerate(axes)]
         r1, r2, r3 = self.core.shape
-        t = (e[0] @ self.core.reshape(r1, r2 * r3)).reshape(-1, r2, r3)  # (nx, r2, r3)
-        t = xp.matmul(e[1][None, :, :], t)  # (nx, ny, r3)
-        return t @ e[2].T  # (nx, ny, nz)
+        with single_blas_thread(xp):
+            e = [self._axis_matrix(a, k, self.factors[k]) for k, a in enumerate(axes)]
+            t = (e[0] @ self.core.reshape(r1, r2 * r3)).reshape(-1, r2, r3)  # (nx, r2, r3)
+            t = xp.matmul(e[1][None, :, :], t)  # (nx, ny, r3)
+            return t @ e[2].T  # (nx, ny, nz)
 
     # -- total ------------------------------------------------------------------------------
     def _short(self, points, field: bool):
         return short_range_sum(points, self.positions, self.charges, self.split, self.cutoff, field=field)
 
-    def _coincident_charge(self, points):
-        """Σ q_j over atoms located exactly at each point (0 for ordinary points)."""
-        xp = self.xp
-        from scipy.spatial import cKDTree
-
-        pts = to_host(points)
-        tree = cKDTree(to_host(self.positions))
-        dist, idx = tree.query(pts, k=1)
-        qh = to_host(self.charges)
-        out = np.where(dist == 0.0, qh[np.minimum(idx, qh.size - 1)], 0.0)
-        # several atoms on one site would be an invalid structure; the nearest one is used
-        return xp.asarray(out)
+    def _short_and_self(self, points):
+        """Short range at ``points`` minus q_j φ_L(0) for every atom located exactly at a point."""
+        short, same = short_range_sum(points, self.positions, self.charges, self.split, self.cutoff, coincident=True)
+        return short, same * self.split.long_at_zero()
 
     def potential(self, points, *, parts: bool = False):
         """Total Φ at ``points`` (n, 3) Å, (n,) e/Å; an atom at a point is left out.
@@ -171,33 +180,46 @@ class ChebyshevTuckerPotential:
         """
         xp = self.xp
         points = xp.asarray(points, dtype=xp.float64)
-        long = self.long_range(points) - self._coincident_charge(points) * self.split.long_at_zero()
-        short = self._short(points, False)
+        long = self.long_range(points)  # checks the points first
+        short, self_term = self._short_and_self(points)
+        long = long - self_term
         total = short + long
         return (total, short, long) if parts else total
 
     def at_atoms(self):
-        """(total, short, long) at every atom (self excluded), each (n_atoms,) e/Å."""
-        xp = self.xp
-        long = self.long_range(self.positions) - self.charges * self.split.long_at_zero()
-        short = self._short(self.positions, False)
+        """(total, short, long) at every atom (self excluded), each (n_atoms,) e/Å.
+
+        The long range comes from :attr:`atom_long` when the build provided it, else from the
+        Tucker form.
+        """
+        long = self.long_range(self.positions) if self.atom_long is None else self.atom_long
+        long = long - self.charges * self.split.long_at_zero()
+        short = short_range_at_atoms(self.positions, self.charges, self.split, self.cutoff)
         return short + long, short, long
 
     def field(self, points):
         """Electric field E = −∇Φ at ``points``, (n, 3) e/Å² (an atom at a point is left out)."""
         xp = self.xp
         points = xp.asarray(points, dtype=xp.float64)
+        long_field = self.long_range_field(points)  # checks the points first
         _, short_field = self._short(points, True)
-        return self.long_range_field(points) + short_field
+        return long_field + short_field
 
     def grid(self, xs, ys, zs, *, long_only: bool = False):
-        """Φ on the tensor grid xs × ys × zs, shape (nx, ny, nz), e/Å."""
+        """Φ on the tensor grid xs × ys × zs, shape (nx, ny, nz), e/Å.
+
+        The long range takes three GEMMs; for uniformly spaced axes on the CPU the rest comes
+        from :func:`~pipeline.electrostatics.map_grid.map_short_range` (a map-specific split whose
+        short range visits each atom's ball of grid points once).
+        """
         xp = self.xp
         values = self.long_range_grid(xs, ys, zs)
         if long_only:
             return values
+        if backend_name(xp) == "numpy" and all(uniform_axis(a) is not None for a in (xs, ys, zs)):
+            return values + map_short_range(self, (xs, ys, zs))
         gx, gy, gz = xp.meshgrid(xp.asarray(xs), xp.asarray(ys), xp.asarray(zs), indexing="ij")
         pts = xp.stack([gx.reshape(-1), gy.reshape(-1), gz.reshape(-1)], axis=1)
         del gx, gy, gz
-        corr = self._short(pts, False) - self._coincident_charge(pts) * self.split.long_at_zero()
-        return values + corr.reshape(values.shape)
+        short, self_term = self._short_and_self(pts)
+        return values + (short - self_term).reshape(values.shape)

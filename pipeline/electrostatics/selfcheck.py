@@ -3,7 +3,10 @@
 Errors are normalised by the largest reference magnitude of the sample:
 max_rel = max_i |Φ_i − Φ_i^ref| / max_i |Φ_i^ref| and rms_rel = √mean((Φ_i − Φ_i^ref)²) / max_i |Φ_i^ref|
 (per-point relative errors are meaningless where Φ crosses zero). Atoms are all atoms when
-n_atoms ≤ :data:`EXACT_LIMIT`, else a random sample; points are uniform in the box.
+n_atoms ≤ :data:`EXACT_LIMIT`, else a random sample; points are uniform in the box. When the
+atom values took their long range from the build grid (``potential.atom_long``), the Tucker
+form is evaluated at the sampled atoms too and the largest difference between the two long
+ranges is reported with the same normalisation (it is the Tucker error that points and maps see).
 """
 
 from __future__ import annotations
@@ -49,7 +52,8 @@ def self_check(potential, atom_values, *, n_sample: int, rng: np.random.Generato
     -------
     dict
         ``selfcheck_atoms``, ``selfcheck_points``, ``max_rel_error_atoms``, ``rms_rel_error_atoms``,
-        ``max_rel_error_points``, ``rms_rel_error_points``, ``tolerance_exceeded`` (0/1).
+        ``max_rel_error_points``, ``rms_rel_error_points``, ``tolerance_exceeded`` (0/1), and
+        ``max_rel_diff_long_tucker_vs_grid`` when ``potential.atom_long`` is set.
     """
     xp = potential.xp
     n_atoms = int(potential.positions.shape[0])
@@ -60,6 +64,11 @@ def self_check(potential, atom_values, *, n_sample: int, rng: np.random.Generato
     idx_x = xp.asarray(idx)
     ref = direct_potential(potential.positions[idx_x], potential.positions, potential.charges)
     max_a, rms_a = _errors(atom_values[idx_x], ref)
+    long_diff = None
+    if potential.atom_long is not None:
+        scale = float(np.max(np.abs(to_host(ref)))) or 1.0
+        tucker = to_host(potential.long_range(potential.positions[idx_x]))
+        long_diff = float(np.max(np.abs(tucker - to_host(potential.atom_long[idx_x])))) / scale
     n_points = max(int(n_sample), 1) if n_sample > 0 else 0
     max_p = rms_p = 0.0
     if n_points:
@@ -72,6 +81,8 @@ def self_check(potential, atom_values, *, n_sample: int, rng: np.random.Generato
         "self-check: %d atoms max_rel=%.2e rms_rel=%.2e; %d points max_rel=%.2e rms_rel=%.2e",
         idx.size, max_a, rms_a, n_points, max_p, rms_p,
     )
+    if long_diff is not None:
+        log.info("self-check: long range at the atoms, Tucker form vs build grid: max_rel=%.2e", long_diff)
     if exceeded:
         log.warning("self-check error %.2e exceeds 10x the requested tolerance %.1e", worst, tolerance)
     return {
@@ -82,4 +93,5 @@ def self_check(potential, atom_values, *, n_sample: int, rng: np.random.Generato
         "max_rel_error_points": max_p,
         "rms_rel_error_points": rms_p,
         "tolerance_exceeded": exceeded,
+        **({} if long_diff is None else {"max_rel_diff_long_tucker_vs_grid": long_diff}),
     }

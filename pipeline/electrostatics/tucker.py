@@ -6,7 +6,10 @@ T ≈ G ×₁ U₁ ×₂ U₂ ×₃ U₃ with core G of shape (r₁, r₂, r₃)
 shape (T.shape[k], r_k); mode k is axis k of the array (x, y, z in this package).
 Truncation rule per mode (tail rule): r_k is the smallest rank with
 Σ_{i > r_k} σ_i² ≤ ε² ‖T‖_F² / 3, σ_i the singular values of the mode-k unfolding, so the
-truncated HOSVD has relative Frobenius error ≤ ε.
+truncated HOSVD has relative Frobenius error ≤ ε. The HOSVD is sequentially truncated
+(modes in order 0, 1, 2; each mode's singular values are those of the tensor already
+projected on the earlier factors), which keeps the same error bound at a fraction of the cost
+(Vannieuwenhoven, Vandebril, Meerbergen, SIAM J. Sci. Comput. 34(2), 2012, doi:10.1137/110836067).
 
 References
 ----------
@@ -18,14 +21,29 @@ from __future__ import annotations
 
 import logging
 
-from pipeline.backend import namespace_of, to_host
+from pipeline.backend import backend_name, namespace_of, to_host
+from pipeline.electrostatics.blas import single_blas_thread
 
 log = logging.getLogger(__name__)
 
 
 def mode_product(tensor, matrix, mode: int):
-    """T ×_mode M: contract axis ``mode`` of ``tensor`` (size n) with ``matrix`` (p, n) → size p."""
+    """T ×_mode M: contract axis ``mode`` of ``tensor`` (size n) with ``matrix`` (p, n) → size p.
+
+    For 3-way tensors each mode is one (batched) GEMM on the array as stored, without
+    transposed copies.
+    """
     xp = namespace_of(tensor, matrix)
+    if tensor.ndim == 3:
+        s0, s1, s2 = tensor.shape
+        if mode == 0:
+            return (matrix @ tensor.reshape(s0, s1 * s2)).reshape(matrix.shape[0], s1, s2)
+        if mode == 1:
+            if backend_name(xp) == "numpy":  # einsum picks one large GEMM; batched matmul is 2-8x slower here
+                return xp.einsum("pn,ans->aps", matrix, tensor, optimize=True)
+            return xp.matmul(matrix, tensor)  # (p, n) @ (s0, n, s2) → (s0, p, s2)
+        if mode == 2:
+            return (tensor.reshape(s0 * s1, s2) @ matrix.T).reshape(s0, s1, matrix.shape[0])
     moved = xp.moveaxis(tensor, mode, 0)
     shape = moved.shape
     out = matrix @ moved.reshape(shape[0], -1)
@@ -33,9 +51,28 @@ def mode_product(tensor, matrix, mode: int):
 
 
 def _unfolding_gram(tensor, mode: int):
+    """T_(mode) T_(mode)ᵀ of a 3-way tensor, (n_mode, n_mode), from the array as stored."""
     xp = namespace_of(tensor)
-    unf = xp.moveaxis(tensor, mode, 0).reshape(tensor.shape[mode], -1)
-    return unf @ unf.T
+    s0, s1, s2 = tensor.shape
+    if mode == 0:
+        unf = tensor.reshape(s0, s1 * s2)
+        return unf @ unf.T
+    if mode == 1:
+        if backend_name(xp) == "numpy":
+            return xp.einsum("anc,amc->nm", tensor, tensor, optimize=True)
+        return xp.matmul(tensor, xp.swapaxes(tensor, 1, 2)).sum(axis=0)
+    unf = tensor.reshape(s0 * s1, s2)
+    return unf.T @ unf
+
+
+def _eigh(gram):
+    """Eigen-decomposition of a symmetric matrix (SciPy's divide-and-conquer driver on the CPU)."""
+    xp = namespace_of(gram)
+    if backend_name(xp) == "numpy":
+        import scipy.linalg
+
+        return scipy.linalg.eigh(gram, driver="evd")
+    return xp.linalg.eigh(gram)
 
 
 def _rank_from_spectrum(sigma2, budget: float, max_rank: int | None) -> int:
@@ -53,7 +90,7 @@ def _rank_from_spectrum(sigma2, budget: float, max_rank: int | None) -> int:
 
 
 def tucker_hosvd(tensor, rel_tol: float, *, ranks=None, max_rank: int | None = None, hooi_sweeps: int = 0):
-    """Truncated HOSVD (optionally refined by HOOI sweeps) of a 3-way tensor.
+    """Sequentially truncated HOSVD (optionally refined by HOOI sweeps) of a 3-way tensor.
 
     Parameters
     ----------
@@ -75,12 +112,20 @@ def tucker_hosvd(tensor, rel_tol: float, *, ranks=None, max_rank: int | None = N
         ‖T − G×U‖_F / ‖T‖_F, computed as √(‖T‖² − ‖G‖²) (exact for orthonormal factors).
     """
     xp = namespace_of(tensor)
+    with single_blas_thread(xp):
+        return _tucker_hosvd(tensor, rel_tol, ranks, max_rank, hooi_sweeps, xp)
+
+
+def _tucker_hosvd(tensor, rel_tol, ranks, max_rank, hooi_sweeps, xp):
     norm2 = float(xp.sum(tensor * tensor))
     budget = (rel_tol**2) * norm2 / 3.0
     factors = []
+    core = tensor
     for mode in range(3):
-        gram = _unfolding_gram(tensor, mode)
-        evals, evecs = xp.linalg.eigh(gram)
+        # sequentially truncated: the Gram matrix of the tensor already projected on the
+        # earlier modes (smaller, same error bound)
+        gram = _unfolding_gram(core, mode)
+        evals, evecs = _eigh(gram)
         order = xp.argsort(evals)[::-1]
         evals = xp.clip(evals[order], 0.0, None)
         evecs = evecs[:, order]
@@ -89,18 +134,21 @@ def tucker_hosvd(tensor, rel_tol: float, *, ranks=None, max_rank: int | None = N
         else:
             r = _rank_from_spectrum(to_host(evals), budget, max_rank)
         factors.append(xp.ascontiguousarray(evecs[:, :r]))
-    for _ in range(int(hooi_sweeps)):
-        for mode in range(3):
-            proj = tensor
-            for other in range(3):
-                if other != mode:
-                    proj = mode_product(proj, factors[other].T, other)
-            unf = xp.moveaxis(proj, mode, 0).reshape(proj.shape[mode], -1)
-            u, _, _ = xp.linalg.svd(unf, full_matrices=False)
-            factors[mode] = xp.ascontiguousarray(u[:, : factors[mode].shape[1]])
-    core = tensor
-    for mode in range(3):
         core = mode_product(core, factors[mode].T, mode)
+    if hooi_sweeps:
+        for _ in range(int(hooi_sweeps)):
+            for mode in range(3):
+                proj = tensor
+                for other in range(3):
+                    if other != mode:
+                        proj = mode_product(proj, factors[other].T, other)
+                unf = xp.moveaxis(proj, mode, 0).reshape(proj.shape[mode], -1)
+                u, _, _ = xp.linalg.svd(unf, full_matrices=False)
+                factors[mode] = xp.ascontiguousarray(u[:, : factors[mode].shape[1]])
+        core = tensor
+        for mode in range(3):
+            core = mode_product(core, factors[mode].T, mode)
+    core = xp.ascontiguousarray(core)
     core_norm2 = float(xp.sum(core * core))
     rel_error = (max(norm2 - core_norm2, 0.0) / norm2) ** 0.5 if norm2 > 0 else 0.0
     return core, factors, rel_error

@@ -76,19 +76,31 @@ TENSOR_PRODUCTS = config["tensor_products"]
 DESCRIPTORS = config["descriptors"]
 
 
-def potential_args():
-    """Command-line options of `pipeline potential` from the `potential` section of the config."""
+def potential_plan_args():
+    """Options that fix the build plan: the same for `potential`, `potential-chunk` and `potential-gather`."""
     args = [
         f"--tolerance {POTENTIAL['tolerance']}",
         f"--device {POTENTIAL['device']}",
         f"--split {POTENTIAL['split']}",
-        f"--self-check {POTENTIAL['self_check']}",
-        f"--seed {POTENTIAL['seed']}",
     ]
     for key in ("alpha", "cutoff", "degree"):
         if POTENTIAL.get(key) is not None:
             args.append(f"--{key} {POTENTIAL[key]}")
     return " ".join(args)
+
+
+def potential_args():
+    """Command-line options of `pipeline potential` (and `potential-gather`) from the config."""
+    return f"{potential_plan_args()} --self-check {POTENTIAL['self_check']} --seed {POTENTIAL['seed']}"
+
+
+def potential_chunk_files(wildcards):
+    """Chunk files of the scatter-gather build of one structure (`potential.chunks` > 1)."""
+    return expand(
+        result("potential/chunks/{structure}/chunk_{chunk}.nc"),
+        structure=wildcards.structure,
+        chunk=range(POTENTIAL["chunks"]),
+    )
 
 
 def gpu_resources(device):

@@ -1,24 +1,81 @@
 # Range-separated Chebyshev–Tucker potential of each structure, with its self-check.
+# potential.chunks = 1: one job per structure (rule potential). chunks > 1: scatter-gather, the
+# long-range coefficients of each atom chunk in its own job (potential_chunk), summed, compressed
+# and checked by potential_gather, which writes the same file.
 
 
-rule potential:
-    input:
-        result("structures/{structure}.nc"),
-    output:
-        result("potential/{structure}.nc"),
-    params:
-        options=potential_args(),
-    log:
-        log_path("potential"),
-    benchmark:
-        benchmark_path("potential")
-    conda:
-        "../../envs/gpu.yaml" if POTENTIAL["device"] == "cuda" else "../../envs/pipeline.yaml"
-    threads: POTENTIAL["threads"]
-    resources:
-        mem_mb=lambda wildcards, attempt: POTENTIAL["mem_mb"] * attempt,
-        runtime=60,
-        **gpu_resources(POTENTIAL["device"]),
-    shell:
-        "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads} "
-        "python -m pipeline potential {input:q} -o {output:q} {params.options} > {log:q} 2>&1"
+if POTENTIAL["chunks"] == 1:
+
+    rule potential:
+        input:
+            result("structures/{structure}.nc"),
+        output:
+            result("potential/{structure}.nc"),
+        params:
+            options=potential_args(),
+        log:
+            log_path("potential"),
+        benchmark:
+            benchmark_path("potential")
+        conda:
+            "../../envs/gpu.yaml" if POTENTIAL["device"] == "cuda" else "../../envs/pipeline.yaml"
+        threads: POTENTIAL["threads"]
+        resources:
+            mem_mb=lambda wildcards, attempt: POTENTIAL["mem_mb"] * attempt,
+            runtime=60,
+            **gpu_resources(POTENTIAL["device"]),
+        shell:
+            "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads} NUMBA_NUM_THREADS={threads} "
+            "python -m pipeline potential {input:q} -o {output:q} {params.options} > {log:q} 2>&1"
+
+else:
+
+    rule potential_chunk:
+        input:
+            result("structures/{structure}.nc"),
+        output:
+            temp(result("potential/chunks/{structure}/chunk_{chunk}.nc")),
+        wildcard_constraints:
+            chunk=r"\d+",
+        params:
+            chunks=POTENTIAL["chunks"],
+            options=potential_plan_args(),
+        log:
+            log_path("potential_chunk", "{structure}/chunk_{chunk}"),
+        benchmark:
+            benchmark_path("potential_chunk", "{structure}/chunk_{chunk}")
+        conda:
+            "../../envs/gpu.yaml" if POTENTIAL["device"] == "cuda" else "../../envs/pipeline.yaml"
+        threads: POTENTIAL["threads"]
+        resources:
+            mem_mb=lambda wildcards, attempt: POTENTIAL["mem_mb"] * attempt,
+            runtime=60,
+            **gpu_resources(POTENTIAL["device"]),
+        shell:
+            "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads} NUMBA_NUM_THREADS={threads} "
+            "python -m pipeline potential-chunk {input:q} --chunk {wildcards.chunk} "
+            "--chunks {params.chunks} -o {output:q} {params.options} > {log:q} 2>&1"
+
+    rule potential_gather:
+        input:
+            structure=result("structures/{structure}.nc"),
+            chunks=potential_chunk_files,
+        output:
+            result("potential/{structure}.nc"),
+        params:
+            options=potential_args(),
+        log:
+            log_path("potential_gather"),
+        benchmark:
+            benchmark_path("potential_gather")
+        conda:
+            "../../envs/gpu.yaml" if POTENTIAL["device"] == "cuda" else "../../envs/pipeline.yaml"
+        threads: POTENTIAL["threads"]
+        resources:
+            mem_mb=lambda wildcards, attempt: POTENTIAL["mem_mb"] * attempt,
+            runtime=60,
+            **gpu_resources(POTENTIAL["device"]),
+        shell:
+            "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads} NUMBA_NUM_THREADS={threads} "
+            "python -m pipeline potential-gather {input.structure:q} {input.chunks:q} "
+            "-o {output:q} {params.options} > {log:q} 2>&1"
