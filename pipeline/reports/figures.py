@@ -175,9 +175,12 @@ def _ranks_panel(ax: Axes, report: xr.Dataset, x: xr.DataArray, xlabel: str) -> 
             ys = np.asarray(ranks.sel({"potential_tolerance": tolerance, "mode": mode}).values, dtype=np.float64)
             keep = _finite(xs, ys, positive=False)
             if keep.any():
-                order = np.argsort(xs[keep])
-                ax.plot(xs[keep][order], ys[keep][order], marker=_MARKERS[int(mode) % len(_MARKERS)], color=f"C{j % 10}",
-                        linestyle=_LINESTYLES[int(mode) % len(_LINESTYLES)], label=f"tol {_sci(tolerance)}, mode {mode}")
+                # Each point is a different structure: markers only, labelled with the structure id.
+                ax.plot(xs[keep], ys[keep], marker=_MARKERS[int(mode) % len(_MARKERS)], color=f"C{j % 10}",
+                        linestyle="none", label=f"tol {_sci(tolerance)}, mode {mode}")
+                if int(mode) == 0:
+                    for sid, xv, yv in zip(report["structure"].values[keep], xs[keep], ys[keep]):
+                        ax.annotate(str(sid), (xv, yv), textcoords="offset points", xytext=(4, 4), fontsize=7)
                 drawn = True
     ax.set_xlabel(xlabel)
     ax.set_ylabel("Tucker rank")
