@@ -70,7 +70,7 @@ def test_dry_run_lists_every_stage(tmp_path):
     workdir = _make_study(tmp_path)
     completed = _run(workdir, "-n")
     assert completed.returncode == 0, completed.stderr[-4000:]
-    for rule in ("ingest", "lattice", "potential", "tensor_products", "descriptors", "report"):
+    for rule in ("ingest", "lattice", "potential", "potential_accuracy", "tensor_products", "descriptors", "report"):
         assert rule in completed.stdout
 
 
@@ -88,8 +88,11 @@ def test_clean_run_produces_every_output(clean_run):
         assert abs(float(adk["charge"].sum()) - (-4.0)) < 1e-3
     with xr.open_dataset(results / "structures" / "nacl_small.nc") as nacl:
         assert nacl.sizes["atom"] == 8 * 3**3
+    assert (results / "accuracy" / "nacl_small" / "tol_1e-06.nc").is_file()
     with xr.open_dataset(results / "report.nc") as report:
         assert set(report["structure"].values) == {"adk_pqr", "nacl_small"}
+        # main tolerance 1e-4 plus the accuracy sweep's 1e-6 for nacl_small
+        assert sorted(report["potential_tolerance"].values.tolist()) == [1e-6, 1e-4]
     assert not list(results.rglob("*.tmp"))
 
 

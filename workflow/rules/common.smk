@@ -76,10 +76,13 @@ TENSOR_PRODUCTS = config["tensor_products"]
 DESCRIPTORS = config["descriptors"]
 
 
-def potential_plan_args():
-    """Options that fix the build plan: the same for `potential`, `potential-chunk` and `potential-gather`."""
+def potential_plan_args(tolerance=None):
+    """Options that fix the build plan: the same for `potential`, `potential-chunk` and `potential-gather`.
+
+    `tolerance` replaces `potential.tolerance` (accuracy sweep).
+    """
     args = [
-        f"--tolerance {POTENTIAL['tolerance']}",
+        f"--tolerance {POTENTIAL['tolerance'] if tolerance is None else tolerance}",
         f"--device {POTENTIAL['device']}",
         f"--split {POTENTIAL['split']}",
     ]
@@ -89,9 +92,20 @@ def potential_plan_args():
     return " ".join(args)
 
 
-def potential_args():
+def potential_args(tolerance=None):
     """Command-line options of `pipeline potential` (and `potential-gather`) from the config."""
-    return f"{potential_plan_args()} --self-check {POTENTIAL['self_check']} --seed {POTENTIAL['seed']}"
+    return f"{potential_plan_args(tolerance)} --self-check {POTENTIAL['self_check']} --seed {POTENTIAL['seed']}"
+
+
+def accuracy_files():
+    """Potentials of the accuracy sweep, one per (structure, tolerance) other than the main tolerance."""
+    ids = known_ids(config["accuracy"]["structures"], "accuracy.structures")
+    tolerances = [t for t in config["accuracy"]["tolerances"] if float(t) != float(POTENTIAL["tolerance"])]
+    return expand(
+        result("accuracy/{structure}/tol_{tolerance}.nc"),
+        structure=ids,
+        tolerance=[format(float(t), "g") for t in tolerances],
+    )
 
 
 def potential_chunk_files(wildcards):
@@ -123,15 +137,20 @@ def tensor_products_args():
     )
 
 
-def descriptor_ids():
-    """Structure ids that get descriptors; each must be a structure of the study."""
-    unknown = sorted(set(DESCRIPTORS["structures"]) - set(STRUCTURES))
+def known_ids(ids, key):
+    """`ids` after checking that each is a structure of the study; `key` names the config field."""
+    unknown = sorted(set(ids) - set(STRUCTURES))
     if unknown:
         raise ValueError(
-            f"config: descriptors.structures names unknown structure id(s) {', '.join(unknown)}; "
+            f"config: {key} names unknown structure id(s) {', '.join(unknown)}; "
             f"known: {', '.join(sorted(STRUCTURES))}"
         )
-    return list(DESCRIPTORS["structures"])
+    return list(ids)
+
+
+def descriptor_ids():
+    """Structure ids that get descriptors; each must be a structure of the study."""
+    return known_ids(DESCRIPTORS["structures"], "descriptors.structures")
 
 
 def descriptors_args():

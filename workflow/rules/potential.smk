@@ -1,7 +1,8 @@
 # Range-separated Chebyshev–Tucker potential of each structure, with its self-check.
 # potential.chunks = 1: one job per structure (rule potential). chunks > 1: scatter-gather, the
 # long-range coefficients of each atom chunk in its own job (potential_chunk), summed, compressed
-# and checked by potential_gather, which writes the same file.
+# and checked by potential_gather, which writes the same file. potential_accuracy builds the extra
+# potentials of the accuracy sweep (config section `accuracy`).
 
 
 if POTENTIAL["chunks"] == 1:
@@ -79,3 +80,28 @@ else:
             "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads} NUMBA_NUM_THREADS={threads} "
             "python -m pipeline potential-gather {input.structure:q} {input.chunks:q} "
             "-o {output:q} {params.options} > {log:q} 2>&1"
+
+
+rule potential_accuracy:
+    input:
+        result("structures/{structure}.nc"),
+    output:
+        result("accuracy/{structure}/tol_{tolerance}.nc"),
+    wildcard_constraints:
+        tolerance=r"[0-9.]+(e[-+]?[0-9]+)?",
+    params:
+        options=lambda wildcards: potential_args(wildcards.tolerance),
+    log:
+        log_path("potential_accuracy", "{structure}/tol_{tolerance}"),
+    benchmark:
+        benchmark_path("potential_accuracy", "{structure}/tol_{tolerance}")
+    conda:
+        "../../envs/gpu.yaml" if POTENTIAL["device"] == "cuda" else "../../envs/pipeline.yaml"
+    threads: POTENTIAL["threads"]
+    resources:
+        mem_mb=lambda wildcards, attempt: POTENTIAL["mem_mb"] * attempt,
+        runtime=60,
+        **gpu_resources(POTENTIAL["device"]),
+    shell:
+        "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads} NUMBA_NUM_THREADS={threads} "
+        "python -m pipeline potential {input:q} -o {output:q} {params.options} > {log:q} 2>&1"

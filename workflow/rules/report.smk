@@ -23,6 +23,7 @@ rule report:
         config=result("config.json"),
         structures=structure_files(),
         potentials=expand(result("potential/{structure}.nc"), structure=sorted(STRUCTURES)),
+        accuracy=accuracy_files(),
         tensor_products=result("tensor_products.nc"),
         descriptors=expand(result("descriptors/{structure}.nc"), structure=descriptor_ids()),
     output:
@@ -50,6 +51,6 @@ rule report:
         runtime=20,
     shell:
         "python -m pipeline report --config {input.config:q} --structures {input.structures:q} "
-        "--potentials {input.potentials:q} --tensor-products {input.tensor_products:q} "
+        "--potentials {input.potentials:q} {input.accuracy:q} --tensor-products {input.tensor_products:q} "
         "--descriptors {input.descriptors:q} --benchmarks {params.benchmarks:q} "
         "-o {output.report:q} --figures-dir {params.figures_dir:q} > {log:q} 2>&1"
