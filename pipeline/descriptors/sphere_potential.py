@@ -19,23 +19,10 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.backend import to_host
-from pipeline.electrostatics.chebyshev import to_reference
+from pipeline.electrostatics.chebyshev import chebvander, to_reference
 
 #: Bytes of the per-batch (rings × r1·r3) intermediate.
 BATCH_BYTES = 64 * 2**20
-
-
-def _chebyshev_rows(xi: np.ndarray, m: int) -> np.ndarray:
-    """T_n(ξ) for n = 0 … m−1 as rows, shape (m, len(ξ)) (three-term recurrence on contiguous rows)."""
-    out = np.empty((m, xi.size))
-    out[0] = 1.0
-    if m > 1:
-        out[1] = xi
-    two_xi = 2.0 * xi
-    for n in range(2, m):
-        np.multiply(two_xi, out[n - 1], out=out[n])
-        out[n] -= out[n - 2]
-    return out
 
 
 class TuckerSphereEvaluator:
@@ -67,7 +54,7 @@ class TuckerSphereEvaluator:
         """e_k = T(ξ) U_k at ``coords`` (n,) Å, shape (n, r_k)."""
         factor = self.factors[axis]
         xi = to_reference(coords, self.box_lo[axis], self.box_hi[axis])
-        return (factor.T @ _chebyshev_rows(xi, factor.shape[0])).T
+        return chebvander(xi, factor.shape[0]) @ factor
 
     def _check_inside(self, centres_A: np.ndarray, radius_A: float) -> None:
         lo = centres_A.min(axis=0) - radius_A

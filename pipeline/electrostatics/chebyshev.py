@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.polynomial import chebyshev as npcheb
 
+from pipeline.backend import namespace_of
+
 
 def cheb_nodes1(m: int, *, xp=np):
     """First-kind Chebyshev nodes ξ_j = cos(π(j + ½)/m), shape (m,), in (−1, 1)."""
@@ -36,8 +38,6 @@ def chebvander(xi, m: int):
 
     The result is a transposed view of an (m, len(ξ)) array (Fortran order).
     """
-    from pipeline.backend import namespace_of
-
     xp = namespace_of(xi)
     xi = xp.asarray(xi, dtype=xp.float64).reshape(-1)
     out = xp.empty((m, xi.shape[0]), dtype=xp.float64)  # rows are contiguous: the recurrence runs along them
