@@ -162,13 +162,14 @@ def test_atom_values_from_grid_match_tucker_and_self_check(rng):
     assert np.max(np.abs(total_t - ref)) < 3e-6 * scale
     assert np.max(np.abs(long - long_t)) < 3e-6 * scale
     check = self_check(pot, total, n_sample=100, rng=rng, tolerance=1e-6)
-    assert check["max_rel_diff_long_tucker_vs_grid"] == pytest.approx(
-        np.max(np.abs(long - long_t)) / scale, rel=1e-6, abs=1e-12)
+    # every atom is checked (n ≤ EXACT_LIMIT): the representation's error there is total_t's
+    assert check["max_rel_error_atoms_representation"] == pytest.approx(
+        np.max(np.abs(pot.potential(pos) - ref)) / scale, rel=1e-9)
     assert check["max_rel_error_atoms"] < 3e-6 and check["tolerance_exceeded"] == 0
 
 
 def test_map_with_its_own_split_matches_direct(rng):
-    from pipeline.electrostatics.map_grid import choose_map_alpha
+    from pipeline.electrostatics.mid_range import choose_map_alpha
 
     pos = rng.uniform(0, 16, (500, 3))
     q = rng.normal(size=500)
@@ -212,3 +213,13 @@ def test_tucker_matches_tensorly_at_fixed_ranks(rng):
     theirs = np.linalg.norm(peer - tensor) / np.linalg.norm(tensor)
     assert theirs <= ours <= np.sqrt(3.0) * theirs * (1 + 1e-9)
     assert ours <= 1.2 * theirs  # on smooth data HOSVD is close to optimal
+
+
+def test_self_check_turned_off_reports_nan(rng):
+    pos = rng.uniform(0, 32, (3200, 3))  # above EXACT_LIMIT: nothing is sampled with n_sample=0
+    q = rng.normal(size=3200)
+    pot, _ = build_potential(pos, q, tolerance=1e-5)
+    check = self_check(pot, pot.at_atoms()[0], n_sample=0, rng=rng, tolerance=1e-5)
+    assert check["selfcheck_atoms"] == 0 and check["selfcheck_points"] == 0
+    assert np.isnan(check["max_rel_error_atoms"]) and np.isnan(check["max_rel_error_points"])
+    assert check["tolerance_exceeded"] == 0

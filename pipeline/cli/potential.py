@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from pipeline.backend import synchronize, to_host, xp_for_device
-from pipeline.electrostatics.build import build_potential, prepare_build
+from pipeline.electrostatics.build import DEFAULT_MAX_STORAGE_BYTES, build_potential, prepare_build
 from pipeline.electrostatics.parameters import DEFAULT_PADDING
 from pipeline.electrostatics.selfcheck import self_check
 from pipeline.electrostatics.splitting import SPLITS, check_tolerance
@@ -43,6 +43,9 @@ def add_finish_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the compression and self-check (``potential`` and ``potential-gather``)."""
     parser.add_argument("--ranks", type=int, nargs=3, metavar=("R1", "R2", "R3"), help="fixed Tucker ranks")
     parser.add_argument("--hooi-sweeps", type=int, default=0, help="HOOI refinement sweeps (default 0)")
+    parser.add_argument("--max-storage", type=int, default=DEFAULT_MAX_STORAGE_BYTES, metavar="BYTES",
+                        help="limit on the stored long range; above it the representation is stored at a smaller "
+                             f"alpha (default {DEFAULT_MAX_STORAGE_BYTES}, 1%% of a 129^3 float64 map; 0: no limit)")
     parser.add_argument("--self-check", type=int, default=200, metavar="N",
                         help="atoms and points compared with direct summation (all atoms when ≤ 3000; default 200)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the self-check sample (default 0)")
@@ -67,6 +70,14 @@ def plan_options(args: argparse.Namespace) -> dict:
 def setup_for(args: argparse.Namespace, positions, charges):
     """The :class:`BuildSetup` of the whole structure under the plan options."""
     return prepare_build(positions, charges, **plan_options(args))
+
+
+def check_finish_arguments(args: argparse.Namespace) -> None:
+    """``ValueError`` naming the option for a negative --max-storage or --hooi-sweeps."""
+    if args.max_storage < 0:
+        raise ValueError(f"--max-storage must be ≥ 0 bytes (0: no limit), got {args.max_storage}")
+    if args.hooi_sweeps < 0:
+        raise ValueError(f"--hooi-sweeps must be ≥ 0, got {args.hooi_sweeps}")
 
 
 def finish(potential, structure, args: argparse.Namespace, timings: dict) -> int:
@@ -113,7 +124,8 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_finish_arguments(args)
     structure, positions, charges = load_inputs(args)
     potential, info = build_potential(positions, charges, ranks=args.ranks, hooi_sweeps=args.hooi_sweeps,
-                                      **plan_options(args))
+                                      max_storage_bytes=args.max_storage, **plan_options(args))
     return finish(potential, structure, args, dict(info["timings"]))

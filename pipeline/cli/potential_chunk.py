@@ -22,12 +22,13 @@ EXAMPLE = (
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "potential-chunk",
-        help="scatter step: long-range Chebyshev coefficients of one chunk of the atoms",
+        help="scatter step: long-range Chebyshev coefficients of one chunk of the atoms, and its long range at every atom",
         description=(
             "Read the whole structure, derive the build plan (box, alpha, cutoff, Chebyshev and grid\n"
             "sizes) from all of it exactly as `potential` does, and build the long-range Chebyshev\n"
-            "coefficient tensor of atoms [K*n/N, (K+1)*n/N) only. The coefficients are linear in the\n"
-            "charges: `potential-gather` sums the N chunk files into the potential of the whole\n"
+            "coefficient tensor of atoms [K*n/N, (K+1)*n/N) only, with their long range at every atom.\n"
+            "Both are linear in the charges: `potential-gather` sums the N chunk files into the\n"
+            "potential of the whole\n"
             "structure. Every chunk job and the gather job must receive the same plan options."
         ),
         epilog=EXAMPLE,
@@ -49,13 +50,13 @@ def run(args: argparse.Namespace) -> int:
     structure, positions, charges = load_inputs(args)
     setup = setup_for(args, positions, charges)
     t0 = time.perf_counter()
-    coeffs, atom_range = chunk_coefficients(positions, charges, setup, args.chunk, args.chunks)
+    coeffs, atom_long, atom_range = chunk_coefficients(positions, charges, setup, args.chunk, args.chunks)
     synchronize(namespace_of(coeffs))
     seconds = time.perf_counter() - t0
     log.info("chunk %d/%d: atoms %d..%d, coefficients %s in %.2fs", args.chunk, args.chunks, atom_range[0],
              atom_range[1] - 1, tuple(coeffs.shape), seconds)
     dataset = chunk_to_dataset(
-        coeffs, setup.params, chunk=args.chunk, chunks=args.chunks, atom_range=atom_range, n_atoms=structure.n_atoms,
+        coeffs, atom_long, setup.params, chunk=args.chunk, chunks=args.chunks, atom_range=atom_range, n_atoms=structure.n_atoms,
         fingerprint=structure_fingerprint(structure.positions, structure.charges), seconds=seconds,
         structure_attrs=structure.attrs,
     )

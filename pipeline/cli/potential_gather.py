@@ -7,7 +7,14 @@ import logging
 import time
 
 from pipeline.backend import namespace_of
-from pipeline.cli.potential import add_finish_arguments, add_plan_arguments, finish, load_inputs, setup_for
+from pipeline.cli.potential import (
+    add_finish_arguments,
+    add_plan_arguments,
+    check_finish_arguments,
+    finish,
+    load_inputs,
+    setup_for,
+)
 from pipeline.electrostatics.build import assemble_potential
 from pipeline.electrostatics.scatter import gather_coefficients, structure_fingerprint
 
@@ -26,9 +33,9 @@ def register(subparsers) -> None:
         description=(
             "Check that the chunk files of `potential-chunk` were built from this structure with the\n"
             "plan these options give and that they cover every atom exactly once; sum their\n"
-            "coefficient tensors, Tucker-compress the sum, evaluate the potential at every atom (short\n"
-            "range + Tucker long range), run the self-check against direct summation and write the\n"
-            "same potential file as `potential`."
+            "coefficient tensors and their long ranges at the atoms, Tucker-compress the sum (at a\n"
+            "smaller alpha when it exceeds --max-storage), add the short range at every atom, run the\n"
+            "self-check against direct summation and write the same potential file as `potential`."
         ),
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -42,18 +49,20 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_finish_arguments(args)
     structure, positions, charges = load_inputs(args)
     t0 = time.perf_counter()
     setup = setup_for(args, positions, charges)
     timings = {"parameters": time.perf_counter() - t0}
     t0 = time.perf_counter()
-    coeffs, chunk_seconds = gather_coefficients(
+    coeffs, atom_long, chunk_seconds = gather_coefficients(
         args.chunk_files, setup.params, n_atoms=structure.n_atoms,
         fingerprint=structure_fingerprint(structure.positions, structure.charges), xp=namespace_of(positions),
     )
     timings["gather"] = time.perf_counter() - t0
     timings["long_range_coefficients"] = chunk_seconds  # summed over the chunk jobs
     potential, timings["tucker"] = assemble_potential(setup, coeffs, positions, charges, ranks=args.ranks,
-                                                      hooi_sweeps=args.hooi_sweeps)
+                                                      hooi_sweeps=args.hooi_sweeps, atom_long=atom_long,
+                                                      max_storage_bytes=args.max_storage)
     potential.params["chunks"] = len(args.chunk_files)
     return finish(potential, structure, args, timings)

@@ -7,6 +7,14 @@ interpolated from the same grid, and Tucker compression (:func:`assemble_potenti
 automatic choice can be overridden. A scatter–gather build runs :func:`prepare_build` on the
 whole structure in every job, :func:`long_range_coefficients` on a slice of the atoms, and
 :func:`assemble_potential` on the sum.
+
+Storage limit. The α that makes the atoms fastest can leave a long range whose Tucker ranks,
+and so its storage, are large: for a random cloud the ranks follow the band limit ∝ α·(box
+edge), whatever the compression. With ``max_storage_bytes`` the stored form is rebuilt at a
+smaller α_s until it fits (:func:`fit_storage`: storage ∝ α^2.4, usually one cheap coarse-grid build);
+the atom values keep the build's α, and evaluation elsewhere adds the mid range between α_s
+and a target-specific α₂ (:mod:`.mid_range`). :data:`DEFAULT_MAX_STORAGE_BYTES` is 1% of a
+129³ float64 map.
 """
 
 from __future__ import annotations
@@ -23,14 +31,29 @@ from pipeline.electrostatics.long_range import (
     LongRangePlan,
     compress_coefficients,
     grid_to_coefficients,
+    long_range_coefficients,
     long_range_grid,
     plan_long_range,
 )
 from pipeline.electrostatics.parameters import DEFAULT_PADDING, TUCKER_MARGIN, choose_alpha, choose_cutoff, default_box
-from pipeline.electrostatics.potential import ChebyshevTuckerPotential, _check_inside
+from pipeline.electrostatics.potential import (
+    AtomLongRange,
+    ChebyshevTuckerPotential,
+    _check_inside,
+    tucker_storage_bytes,
+)
 from pipeline.electrostatics.splitting import check_tolerance, make_split
 
 log = logging.getLogger(__name__)
+
+#: Default limit on the stored long range: 1% of a 129³ float64 potential map, bytes.
+DEFAULT_MAX_STORAGE_BYTES = int(0.01 * 8 * 129**3)
+#: Each storage step aims this far below the limit, modelling storage ∝ α^STORAGE_EXPONENT
+#: (measured 2.3–2.5 on random clouds: the core r³ with r growing slower than α, plus m·r).
+STORAGE_SAFETY = 0.9
+STORAGE_EXPONENT = 2.4
+#: Most rebuilds :func:`fit_storage` tries before it gives up with a warning.
+MAX_STORAGE_STEPS = 8
 
 
 @dataclass(frozen=True)
@@ -106,10 +129,9 @@ def prepare_build(
         alpha = choose_alpha(lo, hi, tolerance, n_atoms=int(positions.shape[0]))
     if not alpha > 0:
         raise ValueError(f"alpha must be > 0 1/Å, got {alpha!r}")
-    length = float(np.linalg.norm(np.subtract(hi, lo)))
-    kernel = make_split(split, alpha, tolerance=tolerance / 10, length_scale=length)
+    kernel = _split_for_box(split, alpha, tolerance, lo, hi)
     if cutoff is None:
-        cutoff = choose_cutoff(kernel, tolerance, length)
+        cutoff = choose_cutoff(kernel, tolerance, float(np.linalg.norm(np.subtract(hi, lo))))
     if not cutoff > 0:
         raise ValueError(f"cutoff must be > 0 Å, got {cutoff!r}")
     plan = plan_long_range(lo, hi, kernel.t_max, tolerance, degree=degree, spacing=spacing)
@@ -129,8 +151,58 @@ def prepare_build(
     return BuildSetup(box_lo=lo, box_hi=hi, split=kernel, cutoff=float(cutoff), plan=plan, params=params)
 
 
+def _split_for_box(kind: str, alpha: float, tolerance: float, lo, hi):
+    length = float(np.linalg.norm(np.subtract(hi, lo)))
+    return make_split(kind, alpha, tolerance=tolerance / 10, length_scale=length)
+
+
+def fit_storage(setup: BuildSetup, positions, charges, compressed, *, max_storage_bytes: int, hooi_sweeps: int = 0):
+    """Rebuild the stored long range at smaller α until its Tucker form fits ``max_storage_bytes``.
+
+    Parameters
+    ----------
+    setup : BuildSetup
+        The build's setup (box, split kind, tolerance, α of the atoms).
+    positions, charges : arrays of the whole structure
+    compressed : (core, factors, rel_error)
+        Tucker form of the build's own long range.
+    max_storage_bytes : int
+    hooi_sweeps : int
+
+    Returns
+    -------
+    (core, factors, rel_error), split, cutoff (Å), plan
+        The stored form and its split; the inputs themselves when they already fit. After
+        :data:`MAX_STORAGE_STEPS` rebuilds the last one is returned with a WARNING.
+    """
+    tolerance = float(setup.params["tolerance"])
+    core, factors, rel_err = compressed
+    split, cutoff, plan = setup.split, setup.cutoff, setup.plan
+    storage = tucker_storage_bytes(core, factors)
+    for _ in range(MAX_STORAGE_STEPS):
+        if storage <= max_storage_bytes:
+            break
+        alpha = split.t_max * (STORAGE_SAFETY * max_storage_bytes / storage) ** (1.0 / STORAGE_EXPONENT)
+        smaller = _split_for_box(split.name, alpha, tolerance, setup.box_lo, setup.box_hi)
+        while smaller.t_max >= split.t_max:  # a discrete split (gaussian-sum) may not move
+            alpha *= 0.9
+            smaller = _split_for_box(split.name, alpha, tolerance, setup.box_lo, setup.box_hi)
+        split = smaller
+        cutoff = choose_cutoff(split, tolerance, float(np.linalg.norm(np.subtract(setup.box_hi, setup.box_lo))))
+        plan = plan_long_range(setup.box_lo, setup.box_hi, split.t_max, tolerance)
+        coeffs = long_range_coefficients(positions, charges, plan, split)
+        core, factors, rel_err = compress_coefficients(coeffs, tolerance * TUCKER_MARGIN, hooi_sweeps=hooi_sweeps)
+        previous, storage = storage, tucker_storage_bytes(core, factors)
+        log.info("storage: %d B over the limit of %d B; long range stored at alpha=%.4g 1/A: m=%s ranks=%s, %d B",
+                 previous, max_storage_bytes, split.t_max, plan.degree, tuple(core.shape), storage)
+    if storage > max_storage_bytes:
+        log.warning("stored long range still takes %d B after %d smaller-alpha rebuilds (limit %d B)", storage,
+                    MAX_STORAGE_STEPS, max_storage_bytes)
+    return (core, factors, rel_err), split, float(cutoff), plan
+
+
 def assemble_potential(setup: BuildSetup, coeffs, positions, charges, *, ranks=None, hooi_sweeps: int = 0,
-                       atom_long=None):
+                       atom_long=None, max_storage_bytes: int | None = None):
     """Tucker-compress summed coefficients and wrap them with the atoms into a potential.
 
     Parameters
@@ -142,25 +214,35 @@ def assemble_potential(setup: BuildSetup, coeffs, positions, charges, *, ranks=N
     ranks, hooi_sweeps : see :func:`build_potential`
     atom_long : (n_atoms,) array, optional
         Φ_L at every atom (self term included) from the build's grid.
+    max_storage_bytes : int, optional
+        Limit on the stored long range (:func:`fit_storage`); not applied with fixed ``ranks``.
 
     Returns
     -------
     potential : ChebyshevTuckerPotential
     seconds : float
-        Time of the compression.
+        Time of the compression (and of any smaller-α rebuilds).
     """
     xp = namespace_of(coeffs)
     t0 = time.perf_counter()
-    core, factors, rel_err = compress_coefficients(coeffs, setup.params["tolerance"] * TUCKER_MARGIN, ranks=ranks,
-                                                   hooi_sweeps=hooi_sweeps)
+    tolerance = setup.params["tolerance"]
+    compressed = compress_coefficients(coeffs, tolerance * TUCKER_MARGIN, ranks=ranks, hooi_sweeps=hooi_sweeps)
+    log.info("tucker: m=%s ranks=%s rel_err=%.1e", setup.plan.degree, tuple(compressed[0].shape), compressed[2])
+    split, cutoff, plan = setup.split, setup.cutoff, setup.plan
+    if max_storage_bytes and ranks is None:
+        compressed, split, cutoff, plan = fit_storage(setup, positions, charges, compressed,
+                                                      max_storage_bytes=int(max_storage_bytes), hooi_sweeps=hooi_sweeps)
+    core, factors, rel_err = compressed
     synchronize(xp)
     seconds = time.perf_counter() - t0
-    log.info("tucker: m=%s ranks=%s rel_err=%.1e %.2fs", setup.plan.degree, tuple(core.shape), rel_err, seconds)
     params = dict(setup.params)
-    params.update(ranks=[int(r) for r in core.shape], tucker_rel_error=float(rel_err), hooi_sweeps=int(hooi_sweeps))
+    params.update(ranks=[int(r) for r in core.shape], tucker_rel_error=float(rel_err), hooi_sweeps=int(hooi_sweeps),
+                  max_storage_bytes=int(max_storage_bytes or 0), stored_alpha=float(split.t_max),
+                  stored_cutoff=float(cutoff), stored_degree=list(plan.degree))
     potential = ChebyshevTuckerPotential(
-        box_lo=setup.box_lo, box_hi=setup.box_hi, core=core, factors=factors, split=setup.split,
-        cutoff=setup.cutoff, positions=positions, charges=charges, params=params, atom_long=atom_long,
+        box_lo=setup.box_lo, box_hi=setup.box_hi, core=core, factors=factors, split=split, cutoff=cutoff,
+        positions=positions, charges=charges, params=params,
+        atom_long=None if atom_long is None else AtomLongRange(atom_long, setup.split, setup.cutoff),
     )
     return potential, seconds
 
@@ -180,6 +262,7 @@ def build_potential(
     padding: float = DEFAULT_PADDING,
     spacing: float | None = None,
     atom_values: bool = True,
+    max_storage_bytes: int | None = DEFAULT_MAX_STORAGE_BYTES,
 ):
     """Range-separated potential of point charges in the Chebyshev–Tucker format.
 
@@ -209,6 +292,10 @@ def build_potential(
     atom_values : bool
         Also interpolate Φ_L at every atom from the uniform grid (N·P³, kept as
         ``potential.atom_long`` for :meth:`~ChebyshevTuckerPotential.at_atoms`).
+    max_storage_bytes : int or None
+        Limit on the stored long range (see the module Notes; None or 0: no limit). Not
+        applied when ``ranks`` are fixed; a smaller-α stored form takes its Chebyshev sizes
+        from the degree rule, whatever ``degree`` says.
 
     Returns
     -------
@@ -240,5 +327,6 @@ def build_potential(
     del grid
 
     potential, timings["tucker"] = assemble_potential(setup, coeffs, positions, charges, ranks=ranks,
-                                                      hooi_sweeps=hooi_sweeps, atom_long=atom_long)
+                                                      hooi_sweeps=hooi_sweeps, atom_long=atom_long,
+                                                      max_storage_bytes=max_storage_bytes)
     return potential, {"params": potential.params, "timings": timings}

@@ -17,7 +17,7 @@ import numpy as np
 from pipeline.backend import backend_name, namespace_of, to_host
 from pipeline.electrostatics.blas import single_blas_thread
 from pipeline.electrostatics.chebyshev import chebvander, derivative_matrix, to_reference
-from pipeline.electrostatics.map_grid import map_short_range
+from pipeline.electrostatics.mid_range import map_short_range, points_short_range
 from pipeline.electrostatics.short_range import short_range_at_atoms, short_range_sum
 from pipeline.electrostatics.short_range_grid import uniform_axis
 
@@ -45,6 +45,30 @@ def _check_inside(points, lo, hi, what: str) -> None:
         )
 
 
+def tucker_storage_bytes(core, factors) -> int:
+    """Bytes of a Tucker form stored in float64 (core + factors) plus box/parameters (~50 B)."""
+    return int(8 * (core.size + sum(f.size for f in factors)) + 8 * 6)
+
+
+@dataclass(frozen=True)
+class AtomLongRange:
+    """Long range of one split at every atom, interpolated from the uniform grid of a build.
+
+    Attributes
+    ----------
+    values : (n_atoms,) array, e/Å
+        Φ_L at every atom, each atom's own self term included.
+    split : EwaldSplit or GaussianSumSplit
+        The split of ``values`` (the build's split, chosen for the atoms).
+    cutoff : float
+        Short-range cutoff of that split, Å.
+    """
+
+    values: object
+    split: object
+    cutoff: float
+
+
 @dataclass
 class ChebyshevTuckerPotential:
     """Long range in Chebyshev–Tucker form plus what the short range needs.
@@ -56,16 +80,18 @@ class ChebyshevTuckerPotential:
     factors : list of three (m_k, r_k) arrays
         Columns are Chebyshev coefficient vectors (low to high) along axis k.
     split : EwaldSplit or GaussianSumSplit
+        Split of the stored long range (the Tucker form holds its φ_L).
     cutoff : float
-        Short-range cutoff r_c, Å.
+        Short-range cutoff r_c of ``split``, Å.
     positions : (n_atoms, 3) array, Å
     charges : (n_atoms,) array, e
     params : dict
         Build parameters (tolerance, degree, ranks, ...), stored with the potential.
-    atom_long : (n_atoms,) array, optional
-        Φ_L at every atom including its own self term, interpolated from the uniform grid of
-        the build (the Tucker form is not needed there); when absent, :meth:`at_atoms`
-        evaluates the Tucker form. Not stored in files.
+    atom_long : AtomLongRange, optional
+        Long range at every atom from the build's uniform grid, with the split chosen for the
+        atoms (which may differ from ``split`` when the stored form was shrunk to fit a storage
+        limit); when absent, :meth:`at_atoms` evaluates the representation like any points.
+        Not stored in files.
     """
 
     box_lo: tuple
@@ -93,8 +119,8 @@ class ChebyshevTuckerPotential:
 
     @property
     def storage_bytes(self) -> int:
-        """Bytes of the compressed long range (core + factors, float64) plus box/parameters (~100 B)."""
-        return int(8 * (self.core.size + sum(f.size for f in self.factors)) + 8 * 6)
+        """Bytes of the compressed long range (core + factors, float64) plus box/parameters."""
+        return tucker_storage_bytes(self.core, self.factors)
 
     # -- long range -----------------------------------------------------------------------
     def _axis_matrix(self, coords, axis: int, factor):
@@ -165,36 +191,35 @@ class ChebyshevTuckerPotential:
             return t @ e[2].T  # (nx, ny, nz)
 
     # -- total ------------------------------------------------------------------------------
-    def _short(self, points, field: bool):
-        return short_range_sum(points, self.positions, self.charges, self.split, self.cutoff, field=field)
-
-    def _short_and_self(self, points):
-        """Short range at ``points`` minus q_j φ_L(0) for every atom located exactly at a point."""
-        short, same = short_range_sum(points, self.positions, self.charges, self.split, self.cutoff, coincident=True)
-        return short, same * self.split.long_at_zero()
-
     def potential(self, points, *, parts: bool = False):
         """Total Φ at ``points`` (n, 3) Å, (n,) e/Å; an atom at a point is left out.
 
-        With ``parts=True`` returns ``(total, short, long)`` where ``long`` excludes the self term.
+        The Tucker form plus :func:`~pipeline.electrostatics.mid_range.points_short_range` (the
+        stored split's short range, or a mid range and the short range of a larger α₂ when that
+        is cheaper for this many points). With ``parts=True`` returns ``(total, short, long)``
+        where ``short`` is the short range of the split used and ``long`` the rest, self term
+        excluded.
         """
         xp = self.xp
         points = xp.asarray(points, dtype=xp.float64)
         long = self.long_range(points)  # checks the points first
-        short, self_term = self._short_and_self(points)
-        long = long - self_term
+        mid, short, self_term = points_short_range(self, points)
+        long = long + mid - self_term
         total = short + long
         return (total, short, long) if parts else total
 
     def at_atoms(self):
         """(total, short, long) at every atom (self excluded), each (n_atoms,) e/Å.
 
-        The long range comes from :attr:`atom_long` when the build provided it, else from the
-        Tucker form.
+        With :attr:`atom_long` (a build) the long range comes from the build grid and the short
+        range from its split, each pair visited once; otherwise the representation is evaluated
+        at the atoms as at any points (:meth:`potential`).
         """
-        long = self.long_range(self.positions) if self.atom_long is None else self.atom_long
-        long = long - self.charges * self.split.long_at_zero()
-        short = short_range_at_atoms(self.positions, self.charges, self.split, self.cutoff)
+        if self.atom_long is None:
+            return self.potential(self.positions, parts=True)
+        split, cutoff = self.atom_long.split, self.atom_long.cutoff
+        long = self.atom_long.values - self.charges * split.long_at_zero()
+        short = short_range_at_atoms(self.positions, self.charges, split, cutoff)
         return short + long, short, long
 
     def field(self, points):
@@ -202,14 +227,14 @@ class ChebyshevTuckerPotential:
         xp = self.xp
         points = xp.asarray(points, dtype=xp.float64)
         long_field = self.long_range_field(points)  # checks the points first
-        _, short_field = self._short(points, True)
+        _, short_field = short_range_sum(points, self.positions, self.charges, self.split, self.cutoff, field=True)
         return long_field + short_field
 
     def grid(self, xs, ys, zs, *, long_only: bool = False):
         """Φ on the tensor grid xs × ys × zs, shape (nx, ny, nz), e/Å.
 
         The long range takes three GEMMs; for uniformly spaced axes on the CPU the rest comes
-        from :func:`~pipeline.electrostatics.map_grid.map_short_range` (a map-specific split whose
+        from :func:`~pipeline.electrostatics.mid_range.map_short_range` (a map-specific split whose
         short range visits each atom's ball of grid points once).
         """
         xp = self.xp
@@ -221,5 +246,5 @@ class ChebyshevTuckerPotential:
         gx, gy, gz = xp.meshgrid(xp.asarray(xs), xp.asarray(ys), xp.asarray(zs), indexing="ij")
         pts = xp.stack([gx.reshape(-1), gy.reshape(-1), gz.reshape(-1)], axis=1)
         del gx, gy, gz
-        short, self_term = self._short_and_self(pts)
-        return values + (short - self_term).reshape(values.shape)
+        mid, short, self_term = points_short_range(self, pts)
+        return values + (mid + short - self_term).reshape(values.shape)

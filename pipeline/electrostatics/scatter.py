@@ -5,9 +5,12 @@ into contiguous atom ranges (:func:`chunk_range`), each range's coefficient tens
 own job with the plan of the *whole* structure (:func:`chunk_to_dataset` stores it with the
 plan), and the tensors summed in a gather job (:func:`gather_coefficients`), which checks that
 every chunk was built from the same structure (:func:`structure_fingerprint`) with the same
-parameters and that the ranges cover atoms 0 … n−1 exactly once. Chunk files are netCDF:
-variable ``coefficients (cheb_x, cheb_y, cheb_z)`` (e/Å) and attributes ``build_params``
-(JSON), ``chunk``, ``chunks``, ``atom_start``, ``atom_stop``, ``n_atoms``, ``structure_sha256``.
+parameters and that the ranges cover atoms 0 … n−1 exactly once. Each chunk also interpolates
+its own long-range grid at *every* atom of the structure (N·P³, like one build), so the gather
+sums the long range at the atoms too and needs neither the Tucker form nor a grid of its own for
+them. Chunk files are netCDF: variables ``coefficients (cheb_x, cheb_y, cheb_z)`` and
+``atom_long (atom)`` (e/Å) and attributes ``build_params`` (JSON), ``chunk``, ``chunks``,
+``atom_start``, ``atom_stop``, ``n_atoms``, ``structure_sha256``.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ import numpy as np
 import xarray as xr
 
 from pipeline.backend import namespace_of, to_host
-from pipeline.electrostatics.long_range import long_range_coefficients
+from pipeline.electrostatics.gridding import interpolate_grid
+from pipeline.electrostatics.long_range import grid_to_coefficients, long_range_grid
 from pipeline.storage import provenance_attrs, read_netcdf
 
 log = logging.getLogger(__name__)
@@ -52,7 +56,7 @@ def params_json(params: dict) -> str:
     return json.dumps(params, sort_keys=True)
 
 
-def chunk_to_dataset(coeffs, params: dict, *, chunk: int, chunks: int, atom_range: tuple[int, int], n_atoms: int,
+def chunk_to_dataset(coeffs, atom_long, params: dict, *, chunk: int, chunks: int, atom_range: tuple[int, int], n_atoms: int,
                      fingerprint: str, seconds: float, structure_attrs: dict | None = None) -> xr.Dataset:
     """Dataset of one chunk's coefficient tensor with everything the gather job checks."""
     ds = xr.Dataset(
@@ -60,6 +64,9 @@ def chunk_to_dataset(coeffs, params: dict, *, chunk: int, chunks: int, atom_rang
             "coefficients": (("cheb_x", "cheb_y", "cheb_z"), to_host(coeffs),
                              {"units": "e/angstrom",
                               "long_name": "long-range Chebyshev coefficients (low to high) of this chunk's charges"}),
+            "atom_long": (("atom",), to_host(atom_long),
+                          {"units": "e/angstrom",
+                           "long_name": "long range of this chunk's charges at every atom of the structure"}),
         }
     )
     attrs = {key: (structure_attrs or {})[key] for key in ("structure_id", "source") if key in (structure_attrs or {})}
@@ -72,19 +79,23 @@ def chunk_to_dataset(coeffs, params: dict, *, chunk: int, chunks: int, atom_rang
     return ds
 
 
-def read_chunk(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
-    """Coefficient tensor and attributes of a chunk file; ``ValueError`` naming what is missing."""
+def read_chunk(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Coefficient tensor, long range at the atoms and attributes of a chunk file.
+
+    ``ValueError`` naming what is missing.
+    """
     ds = read_netcdf(path)
-    if "coefficients" not in ds:
-        raise ValueError(f"{path}: not a potential chunk file (no variable 'coefficients')")
+    for name in ("coefficients", "atom_long"):
+        if name not in ds:
+            raise ValueError(f"{path}: not a potential chunk file (no variable {name!r})")
     missing = [key for key in CHUNK_ATTRS if key not in ds.attrs]
     if missing:
         raise ValueError(f"{path}: not a potential chunk file, missing attribute(s) {', '.join(missing)}")
-    return ds["coefficients"].values, dict(ds.attrs)
+    return ds["coefficients"].values, ds["atom_long"].values, dict(ds.attrs)
 
 
 def gather_coefficients(paths, params: dict, *, n_atoms: int, fingerprint: str, xp=np):
-    """Sum the chunk tensors after checking plan, structure and atom coverage.
+    """Sum the chunk tensors and atom long ranges after checking plan, structure and atom coverage.
 
     Parameters
     ----------
@@ -100,6 +111,8 @@ def gather_coefficients(paths, params: dict, *, n_atoms: int, fingerprint: str, 
     Returns
     -------
     coeffs : (m1, m2, m3) array on ``xp``
+    atom_long : (n_atoms,) array on ``xp``
+        Φ_L at every atom (self terms included), e/Å.
     seconds : float
         Sum of the chunks' own coefficient times (their attribute), for the record.
     """
@@ -107,11 +120,11 @@ def gather_coefficients(paths, params: dict, *, n_atoms: int, fingerprint: str, 
         raise ValueError("no chunk files given")
     expected = params_json(params)
     ranges = []
-    total = None
+    total = atom_total = None
     seconds = 0.0
     chunks_seen = set()
     for path in paths:
-        coeffs, attrs = read_chunk(path)
+        coeffs, atom_long, attrs = read_chunk(path)
         if attrs["structure_sha256"] != fingerprint or int(attrs["n_atoms"]) != n_atoms:
             raise ValueError(f"{path}: built from a different structure (n_atoms {attrs['n_atoms']}, "
                              f"expected {n_atoms}; fingerprint differs or matches: "
@@ -123,11 +136,12 @@ def gather_coefficients(paths, params: dict, *, n_atoms: int, fingerprint: str, 
         ranges.append((int(attrs["atom_start"]), int(attrs["atom_stop"]), str(path)))
         seconds += float(attrs.get("time_long_range_coefficients_s", 0.0))
         total = coeffs if total is None else total + coeffs
+        atom_total = atom_long if atom_total is None else atom_total + atom_long
     if len(chunks_seen) > 1:
         raise ValueError(f"chunk files disagree on the number of chunks: {sorted(chunks_seen)}")
     check_coverage(ranges, n_atoms)
     log.info("gather: %d chunks, atoms 0..%d covered once", len(ranges), n_atoms - 1)
-    return xp.asarray(total), seconds
+    return xp.asarray(total), xp.asarray(atom_total), seconds
 
 
 def check_coverage(ranges, n_atoms: int) -> None:
@@ -150,9 +164,19 @@ def check_coverage(ranges, n_atoms: int) -> None:
 
 
 def chunk_coefficients(positions, charges, setup, chunk: int, chunks: int):
-    """Coefficient tensor of atom chunk ``chunk`` of ``chunks`` under ``setup`` (a ``BuildSetup``)."""
+    """Long range of atom chunk ``chunk`` of ``chunks`` under ``setup`` (a ``BuildSetup``).
+
+    Returns
+    -------
+    coeffs : (m1, m2, m3) array
+        Chebyshev coefficients of the chunk's charges, e/Å.
+    atom_long : (n_atoms,) array
+        Long range of the chunk's charges at every atom of the structure, e/Å.
+    atom_range : (start, stop)
+    """
     start, stop = chunk_range(int(positions.shape[0]), chunk, chunks)
     xp = namespace_of(positions, charges)
     if stop == start:
-        return xp.zeros(tuple(setup.plan.degree)), (start, stop)
-    return long_range_coefficients(positions[start:stop], charges[start:stop], setup.plan, setup.split), (start, stop)
+        return xp.zeros(tuple(setup.plan.degree)), xp.zeros(positions.shape[0]), (start, stop)
+    grid = long_range_grid(positions[start:stop], charges[start:stop], setup.plan, setup.split)
+    return grid_to_coefficients(grid, setup.plan), interpolate_grid(grid, positions, setup.plan), (start, stop)

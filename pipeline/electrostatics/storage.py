@@ -3,9 +3,12 @@
 Variables: ``core (rank_x, rank_y, rank_z)``, ``factor_x (cheb_x, rank_x)`` (and y, z), the atoms
 (``positions (atom, xyz)``, ``charge (atom)``) needed for the short range, the per-atom
 ``potential``, ``potential_short``, ``potential_long`` (self excluded, e/Å), scalar ``energy``
-(e²/Å) and ``energy_kcal_per_mol``. Attributes: box (``box_lo``/``box_hi`` Å), split parameters,
-cutoff, tolerance, degree, ranks, ``storage_bytes``, self-check errors, ``tolerance_exceeded``,
-per-step timings ``time_<step>_s``, the structure's own ``structure_id``/``source`` and provenance.
+(e²/Å) and ``energy_kcal_per_mol``. Attributes: box (``box_lo``/``box_hi`` Å), ``alpha`` and
+``cutoff`` of the split the per-atom values were computed with, ``stored_alpha``,
+``stored_cutoff`` and ``split_params`` of the stored Tucker form (smaller than ``alpha`` when the
+build shrank it to fit ``max_storage_bytes``), tolerance, degree and ranks of the stored form,
+``storage_bytes``, self-check errors, ``tolerance_exceeded``, per-step timings ``time_<step>_s``,
+the structure's own ``structure_id``/``source`` and provenance.
 """
 
 from __future__ import annotations
@@ -53,7 +56,9 @@ def potential_to_dataset(potential: ChebyshevTuckerPotential, *, total, short, l
     params = dict(potential.params)
     attrs.update(
         box_lo=list(potential.box_lo), box_hi=list(potential.box_hi),
-        split=potential.split.name, alpha=float(params["alpha"]), cutoff=float(potential.cutoff),
+        split=potential.split.name, alpha=float(params["alpha"]), cutoff=float(params["cutoff"]),
+        stored_alpha=float(potential.split.t_max), stored_cutoff=float(potential.cutoff),
+        max_storage_bytes=int(params.get("max_storage_bytes", 0)),
         tolerance=float(params["tolerance"]), degree=list(potential.degree), ranks=list(potential.ranks),
         storage_bytes=int(potential.storage_bytes), n_atoms=int(charges.size),
         split_params=json.dumps(potential.split.params()), build_params=json.dumps(params),
@@ -82,7 +87,7 @@ def potential_from_dataset(ds: xr.Dataset, *, xp=np, source: str = "dataset") ->
         core=xp.asarray(ds["core"].values, dtype=xp.float64),
         factors=[xp.asarray(ds[f"factor_{a}"].values, dtype=xp.float64) for a in AXES],
         split=split_from_params(json.loads(ds.attrs["split_params"])),
-        cutoff=float(ds.attrs["cutoff"]),
+        cutoff=float(ds.attrs.get("stored_cutoff", ds.attrs["cutoff"])),
         positions=xp.asarray(ds["positions"].values, dtype=xp.float64),
         charges=xp.asarray(ds["charge"].values, dtype=xp.float64),
         params=params,
