@@ -21,7 +21,7 @@ potential_rms_rel_error_points,
 potential_self_check_atoms,
 potential_self_check_points,
 potential_tolerance_exceeded
-potential_alpha                             (S, T)          1/angstrom
+potential_alpha, potential_stored_alpha     (S, T)          1/angstrom
 potential_cutoff                            (S, T)          angstrom
 potential_storage                           (S, T)          byte
 potential_energy                            (S, T)          e^2/angstrom

@@ -16,8 +16,8 @@ runtime_vs_lmax           tensor-product median runtime against L per method (lo
 error_vs_tolerance        potential self-check max and RMS relative error at the atoms and
                           max error at random points against the requested tolerance
                           (log-log), one colour per structure
-ranks_vs_atoms            Tucker ranks against the atom count, and against alpha when the
-                          potentials record it
+ranks_vs_atoms            Tucker ranks against the atom count, and against the alpha of the stored
+                          form when the potentials record it
 runtime_vs_atoms          potential build time per step (and the Snakemake wall time of the
                           potential stage) against the atom count (log-log)
 ========================  ===================================================================
@@ -191,7 +191,7 @@ def _ranks_panel(ax: Axes, report: xr.Dataset, x: xr.DataArray, xlabel: str) -> 
 
 
 def plot_ranks_vs_atoms(report: xr.Dataset, fig: Figure) -> bool:
-    """Tucker ranks against the atom count (left) and against alpha (right)."""
+    """Tucker ranks against the atom count (left) and against the alpha they are stored at (right)."""
     left, right = fig.subplots(1, 2, sharey=True)
     fig.suptitle("Tucker ranks of the long-range part")
     if "potential_ranks" not in report:
@@ -203,8 +203,10 @@ def plot_ranks_vs_atoms(report: xr.Dataset, fig: Figure) -> bool:
         left.set_xscale("log")
     else:
         _no_data(left, "potentials carry no Tucker ranks")
-    alpha = report["potential_alpha"]
-    if not np.isfinite(alpha.values).any() or not _ranks_panel(right, report, alpha, f"alpha ({alpha.attrs['units']})"):
+    stored = report["potential_stored_alpha"]
+    alpha = stored.fillna(report["potential_alpha"])  # a file without a stored alpha stores at alpha
+    if not np.isfinite(alpha.values).any() or not _ranks_panel(right, report, alpha,
+                                                               f"stored alpha ({stored.attrs['units']})"):
         right.cla()
         _no_data(right, "potentials record no alpha")
     return drawn

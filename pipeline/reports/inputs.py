@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 #: self-check against direct summation at the atoms (and at random points in the box).
 POTENTIAL_SCALARS: dict[str, tuple[str, ...]] = {
     "alpha": ("alpha", "ewald_alpha", "split_alpha"),
+    "stored_alpha": ("stored_alpha",),
     "cutoff": ("cutoff", "cutoff_A", "r_cut"),
     "storage_bytes": ("storage_bytes", "storage", "tucker_storage_bytes"),
     "energy": ("energy", "energy_e2_per_A", "electrostatic_energy"),

@@ -176,7 +176,11 @@ def potential_variables(
         "potential_tolerance_exceeded": _var(
             dims, scalars["tolerance_exceeded"], "1", "1 where the potential stage flagged its self-check error, else 0"
         ),
-        "potential_alpha": _var(dims, scalars["alpha"], "1/angstrom", "range-separation parameter alpha"),
+        "potential_alpha": _var(dims, scalars["alpha"], "1/angstrom", "range-separation parameter alpha of the atom values"),
+        "potential_stored_alpha": _var(
+            dims, scalars["stored_alpha"], "1/angstrom",
+            "alpha of the stored long-range representation (smaller than alpha where it was shrunk to a storage limit)",
+        ),
         "potential_cutoff": _var(dims, scalars["cutoff"], "angstrom", "short-range cutoff radius"),
         "potential_storage": _var(dims, scalars["storage_bytes"], "byte", "storage of the Chebyshev-Tucker long-range part"),
         "potential_energy": _var(dims, scalars["energy"], "e^2/angstrom", "electrostatic energy"),

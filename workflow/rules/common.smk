@@ -94,7 +94,8 @@ def potential_plan_args(tolerance=None):
 
 def potential_args(tolerance=None):
     """Command-line options of `pipeline potential` (and `potential-gather`) from the config."""
-    return f"{potential_plan_args(tolerance)} --self-check {POTENTIAL['self_check']} --seed {POTENTIAL['seed']}"
+    return (f"{potential_plan_args(tolerance)} --self-check {POTENTIAL['self_check']} --seed {POTENTIAL['seed']} "
+            f"--max-storage {POTENTIAL['max_storage_bytes']}")
 
 
 def accuracy_files():
