@@ -98,14 +98,16 @@ def potentials_table(report: xr.Dataset) -> str:
 
 
 def potential_parameters_table(report: xr.Dataset) -> str:
-    """One row per (structure, tolerance) with a potential: alpha, cutoff, nodes per axis, energy."""
+    """One row per (structure, tolerance) with a potential: the atoms' alpha and cutoff, the stored
+    form's alpha and nodes per axis, energy."""
     rows = [
         [sid, _sci(tol), float(values["potential_alpha"]), float(values["potential_cutoff"]),
-         _ranks(values["potential_degree"]), float(values["potential_energy"])]
+         float(values["potential_stored_alpha"]), _ranks(values["potential_degree"]), float(values["potential_energy"])]
         for sid, tol, values in _potential_rows(report)
     ]
     headers = ["structure", "tolerance", f"alpha{_units(report, 'potential_alpha')}",
-               f"cutoff{_units(report, 'potential_cutoff')}", "nodes per axis", f"energy{_units(report, 'potential_energy')}"]
+               f"cutoff{_units(report, 'potential_cutoff')}", f"stored alpha{_units(report, 'potential_stored_alpha')}",
+               "stored nodes per axis", f"energy{_units(report, 'potential_energy')}"]
     return _table("Potential parameters", headers, rows)
 
 
