@@ -68,6 +68,8 @@ def test_cli_end_to_end(inputs):
         assert ds.attrs[f"time_{step}_s"] >= 0
     assert ds.attrs["structure_id"] == "nacl"
     assert ds.attrs["potential_file"] == str(inputs["potential"])
+    with read_netcdf(inputs["potential"]) as pot:
+        assert ds.attrs["long_range_alpha_per_A"] == pytest.approx(pot.attrs["stored_alpha"], rel=1e-12)
     assert json.loads(ds.attrs["parameters"])["lmax"] == 2
     assert ds.sizes["validation_atom"] == 16
 

@@ -115,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
             "potential_file": str(args.potential),
             "structure_source": str(structure.attrs.get("source", "")),
             "potential_tolerance": float(potential_ds.attrs.get("tolerance", np.nan)),
+            # the sphere potential is the stored long range, of the split with this largest exponent
+            "long_range_alpha_per_A": float(potential.split.t_max),
         },
     )
     write_netcdf(dataset, args.output)
