@@ -223,7 +223,11 @@ class ChebyshevTuckerPotential:
         return short + long, short, long
 
     def field(self, points):
-        """Electric field E = −∇Φ at ``points``, (n, 3) e/Å² (an atom at a point is left out)."""
+        """Electric field E = −∇Φ at ``points``, (n, 3) e/Å² (an atom at a point is left out).
+
+        Tucker-form field plus the short-range field of the stored split (its cutoff, so a form
+        stored at a small α to fit a storage limit costs more pairs per point).
+        """
         xp = self.xp
         points = xp.asarray(points, dtype=xp.float64)
         long_field = self.long_range_field(points)  # checks the points first
@@ -235,7 +239,8 @@ class ChebyshevTuckerPotential:
 
         The long range takes three GEMMs; for uniformly spaced axes on the CPU the rest comes
         from :func:`~pipeline.electrostatics.mid_range.map_short_range` (a map-specific split whose
-        short range visits each atom's ball of grid points once).
+        short range visits each atom's ball of grid points once), otherwise from the points path
+        (:func:`~pipeline.electrostatics.mid_range.points_short_range`).
         """
         xp = self.xp
         values = self.long_range_grid(xs, ys, zs)
