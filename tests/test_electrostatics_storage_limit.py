@@ -133,3 +133,13 @@ def test_cli_max_storage(tmp_path, rng):
     with xr.open_dataset(tmp_path / "p.nc") as f:
         assert f.attrs["storage_bytes"] <= 20000 and f.attrs["stored_alpha"] < f.attrs["alpha"]
         assert f.attrs["tolerance_exceeded"] == 0
+
+
+def test_unreachable_limit_warns_and_keeps_an_accurate_form(rng, caplog):
+    pos, q = _cloud(rng, 400)
+    with caplog.at_level("WARNING", logger="pipeline.electrostatics.build"):
+        pot, _ = build_potential(pos, q, tolerance=TOL, max_storage_bytes=100)
+    assert pot.storage_bytes > 100 and "still takes" in caplog.text
+    pts = rng.uniform(np.asarray(pot.box_lo), np.asarray(pot.box_hi), (100, 3))
+    ref = direct_potential(pts, pos, q)
+    assert np.max(np.abs(pot.potential(pts) - ref)) < 3 * TOL * np.abs(ref).max()

@@ -131,7 +131,7 @@ def prepare_build(
         raise ValueError(f"alpha must be > 0 1/Å, got {alpha!r}")
     kernel = _split_for_box(split, alpha, tolerance, lo, hi)
     if cutoff is None:
-        cutoff = choose_cutoff(kernel, tolerance, float(np.linalg.norm(np.subtract(hi, lo))))
+        cutoff = choose_cutoff(kernel, tolerance, _diagonal(lo, hi))
     if not cutoff > 0:
         raise ValueError(f"cutoff must be > 0 Å, got {cutoff!r}")
     plan = plan_long_range(lo, hi, kernel.t_max, tolerance, degree=degree, spacing=spacing)
@@ -151,9 +151,13 @@ def prepare_build(
     return BuildSetup(box_lo=lo, box_hi=hi, split=kernel, cutoff=float(cutoff), plan=plan, params=params)
 
 
+def _diagonal(lo, hi) -> float:
+    """Length of the box diagonal, Å (the length scale of the splits and cutoffs)."""
+    return float(np.linalg.norm(np.subtract(hi, lo)))
+
+
 def _split_for_box(kind: str, alpha: float, tolerance: float, lo, hi):
-    length = float(np.linalg.norm(np.subtract(hi, lo)))
-    return make_split(kind, alpha, tolerance=tolerance / 10, length_scale=length)
+    return make_split(kind, alpha, tolerance=tolerance / 10, length_scale=_diagonal(lo, hi))
 
 
 def fit_storage(setup: BuildSetup, positions, charges, compressed, *, max_storage_bytes: int, hooi_sweeps: int = 0):
@@ -172,8 +176,9 @@ def fit_storage(setup: BuildSetup, positions, charges, compressed, *, max_storag
     Returns
     -------
     (core, factors, rel_error), split, cutoff (Å), plan
-        The stored form and its split; the inputs themselves when they already fit. After
-        :data:`MAX_STORAGE_STEPS` rebuilds the last one is returned with a WARNING.
+        The stored form and its split; the inputs themselves when they already fit. When it
+        still does not fit after :data:`MAX_STORAGE_STEPS` rebuilds (or the split cannot get
+        smaller) the last one is returned with a WARNING.
     """
     tolerance = float(setup.params["tolerance"])
     core, factors, rel_err = compressed
@@ -184,11 +189,13 @@ def fit_storage(setup: BuildSetup, positions, charges, compressed, *, max_storag
             break
         alpha = split.t_max * (STORAGE_SAFETY * max_storage_bytes / storage) ** (1.0 / STORAGE_EXPONENT)
         smaller = _split_for_box(split.name, alpha, tolerance, setup.box_lo, setup.box_hi)
-        while smaller.t_max >= split.t_max:  # a discrete split (gaussian-sum) may not move
+        while smaller.t_max >= split.t_max and alpha > 1e-3 * split.t_max:  # a discrete split may not move
             alpha *= 0.9
             smaller = _split_for_box(split.name, alpha, tolerance, setup.box_lo, setup.box_hi)
+        if smaller.t_max >= split.t_max:
+            break
         split = smaller
-        cutoff = choose_cutoff(split, tolerance, float(np.linalg.norm(np.subtract(setup.box_hi, setup.box_lo))))
+        cutoff = choose_cutoff(split, tolerance, _diagonal(setup.box_lo, setup.box_hi))
         plan = plan_long_range(setup.box_lo, setup.box_hi, split.t_max, tolerance)
         coeffs = long_range_coefficients(positions, charges, plan, split)
         core, factors, rel_err = compress_coefficients(coeffs, tolerance * TUCKER_MARGIN, hooi_sweeps=hooi_sweeps)
@@ -196,8 +203,8 @@ def fit_storage(setup: BuildSetup, positions, charges, compressed, *, max_storag
         log.info("storage: %d B over the limit of %d B; long range stored at alpha=%.4g 1/A: m=%s ranks=%s, %d B",
                  previous, max_storage_bytes, split.t_max, plan.degree, tuple(core.shape), storage)
     if storage > max_storage_bytes:
-        log.warning("stored long range still takes %d B after %d smaller-alpha rebuilds (limit %d B)", storage,
-                    MAX_STORAGE_STEPS, max_storage_bytes)
+        log.warning("stored long range still takes %d B at alpha=%.4g 1/A (limit %d B)", storage, split.t_max,
+                    max_storage_bytes)
     return (core, factors, rel_err), split, float(cutoff), plan
 
 
