@@ -12,8 +12,11 @@ exponent in N, the time of a 129³ map (long range only, and full vs fmm3dpy wit
 up to --full-map-max atoms), the storage of the representation vs the 129³ map and the α it is
 stored at (smaller than the atoms' α when the default storage limit applies).
 
+With ``--device cuda`` our build, atom values and long-range map run on CuPy (timed with a device
+synchronisation; fmm3dpy and the direct reference stay on the CPU) and the full map is skipped.
+
 Usage: python benchmarks/bench_potential.py results/bench_potential.json [--sizes 10000 100000 1000000]
-(the output path may also come last, after the sizes).
+[--device cpu|cuda] (the output path may also come last, after the sizes).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.backend import synchronize, to_host, xp_for_device
 from pipeline.electrostatics import build_potential, direct_potential
 
 
@@ -71,32 +75,39 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
-def warm_up(tol):
-    """Load the compiled kernels (Numba cache) and fmm3dpy once, outside the timings."""
+def warm_up(tol, xp):
+    """Load the compiled kernels (Numba cache, CUDA kernels) and fmm3dpy once, outside the timings."""
     rng = np.random.default_rng(0)
     pos, q = protein_cloud(300, rng)
-    pot, _ = build_potential(pos, q, tolerance=tol)
+    pot, _ = build_potential(xp.asarray(pos), xp.asarray(q), tolerance=tol)
     pot.at_atoms()
-    axes = [np.linspace(pot.box_lo[k], pot.box_hi[k], 5) for k in range(3)]
+    axes = [xp.linspace(pot.box_lo[k], pot.box_hi[k], 5) for k in range(3)]
     pot.grid(*axes)
-    pot.potential(pos[:3] + 0.1)
+    pot.potential(xp.asarray(pos[:3] + 0.1))
+    synchronize(xp)
     direct_potential(pos[:3], pos, q)
     fmm_potential(pos, q, tol)
 
 
-def run_case(name, n, tol, seed, map_size, full_map_max):
-    warm_up(tol)
+def run_case(name, n, tol, seed, map_size, full_map_max, device):
+    xp = xp_for_device(device)
+    warm_up(tol, xp)
     rng = np.random.default_rng(seed)
     pos, q = MAKERS[name](n, rng)
     n = pos.shape[0]
-    row = {"case": name, "n_atoms": n, "tolerance": tol, "rss_before_MB": peak_rss_mb()}
+    row = {"case": name, "n_atoms": n, "tolerance": tol, "device": device, "rss_before_MB": peak_rss_mb()}
+    pos_x, q_x = xp.asarray(pos), xp.asarray(q)
+    synchronize(xp)
     tracemalloc.start()
     c0 = time.process_time()
     t0 = time.perf_counter()
-    pot, info = build_potential(pos, q, tolerance=tol)
+    pot, info = build_potential(pos_x, q_x, tolerance=tol)
+    synchronize(xp)
     t1 = time.perf_counter()
-    total, _, long = pot.at_atoms()
+    total = pot.at_atoms()[0]
+    synchronize(xp)
     t2 = time.perf_counter()
+    total = to_host(total)
     row["ours_cpu_s"] = time.process_time() - c0
     row["peak_traced_MB"] = tracemalloc.get_traced_memory()[1] / 2**20
     tracemalloc.stop()
@@ -116,15 +127,17 @@ def run_case(name, n, tol, seed, map_size, full_map_max):
     row["max_rel_err_direct"] = max_rel(total[sample], ref)
     row["fmm_max_rel_err_direct"] = max_rel(ref_fmm[sample], ref)
     row["max_rel_err_vs_fmm"] = max_rel(total, ref_fmm)
-    row["representation_max_rel_err_direct"] = max_rel(pot.potential(pos[sample]), ref)
+    row["representation_max_rel_err_direct"] = max_rel(to_host(pot.potential(pos_x[xp.asarray(sample)])), ref)
     axes = [np.linspace(pot.box_lo[k], pot.box_hi[k], map_size) for k in range(3)]
     t0 = time.perf_counter()
-    long_map = pot.grid(*axes, long_only=True)
+    long_map = pot.grid(*(xp.asarray(a) for a in axes), long_only=True)
+    synchronize(xp)
     row["map_long_s"] = time.perf_counter() - t0
+    long_map = to_host(long_map)
     row["map_bytes"] = int(long_map.nbytes)
     row["storage_bytes"] = int(pot.storage_bytes)
     row["storage_fraction_of_map"] = pot.storage_bytes / long_map.nbytes
-    if n <= full_map_max:
+    if n <= full_map_max and device == "cpu":
         t0 = time.perf_counter()
         full_map = pot.grid(*axes)
         row["map_full_s"] = time.perf_counter() - t0
@@ -170,6 +183,8 @@ def parse_args():
     parser.add_argument("--map-size", type=int, default=129)
     parser.add_argument("--full-map-max", type=int, default=100_000, help="largest N for the full (short+long) map")
     parser.add_argument("--cases", nargs="+", default=list(MAKERS), choices=list(MAKERS))
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="array backend of our build (default cpu; cuda skips the full map)")
     args = parser.parse_args()
     sizes = []
     for item in args.sizes:
@@ -195,7 +210,7 @@ def main() -> int:
     print(header, flush=True)
     for case in args.cases:
         for n in args.sizes:
-            r = run_isolated(case, n, args.tolerance, 7, args.map_size, args.full_map_max)
+            r = run_isolated(case, n, args.tolerance, 7, args.map_size, args.full_map_max, args.device)
             rows.append(r)
             print(
                 f"{case:13s} {r['n_atoms']:8d} {r['ours_s']:7.2f} {r['build_s']:6.2f} {r['atoms_s']:6.2f} "
