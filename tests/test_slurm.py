@@ -26,7 +26,7 @@ import xarray as xr
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-PROFILE = REPO / "workflow" / "profiles" / "slurm"
+PROFILE = REPO / "profiles" / "slurm"
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
 #: Plugin options for a cluster without an accounting database (see scripts/slurm_local.sh):
 #: `sacct` would never answer, so poll with squeue; poll early; there are no accounts.

@@ -72,6 +72,8 @@ def test_dry_run_lists_every_stage(tmp_path):
     assert completed.returncode == 0, completed.stderr[-4000:]
     for rule in ("ingest", "lattice", "potential", "potential_accuracy", "tensor_products", "descriptors", "report"):
         assert rule in completed.stdout
+    # the default profile (rerun-incomplete after a kill, rerun triggers) applies from any study folder
+    assert f"profile {REPO / 'profiles' / 'default'}" in completed.stderr
 
 
 def test_clean_run_produces_every_output(clean_run):
