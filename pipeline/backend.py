@@ -110,3 +110,10 @@ def synchronize(xp: ModuleType) -> None:
     """Wait for queued device work (a no-op for NumPy); call before reading a timer."""
     if backend_name(xp) == "cupy":
         xp.cuda.get_current_stream().synchronize()
+
+
+def special_functions(xp: ModuleType) -> ModuleType:
+    """``scipy.special`` for NumPy, ``cupyx.scipy.special`` for CuPy (erf, erfc, erfcx, ...)."""
+    if backend_name(xp) == "numpy":
+        return importlib.import_module("scipy.special")
+    return importlib.import_module("cupyx.scipy.special")

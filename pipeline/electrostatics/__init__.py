@@ -10,33 +10,35 @@ chunks in separate jobs, :func:`self_check` compares with direct summation (:mod
 :mod:`.storage` reads and writes the netCDF form. Units: Å, e, potential e/Å.
 """
 
-from pipeline.electrostatics.build import assemble_potential, build_potential, prepare_build
-from pipeline.electrostatics.direct import direct_field, direct_potential
-from pipeline.electrostatics.long_range import (
-    compress_coefficients,
-    long_range_coefficients,
-    plan_long_range,
-)
-from pipeline.electrostatics.potential import ChebyshevTuckerPotential
-from pipeline.electrostatics.selfcheck import self_check
-from pipeline.electrostatics.splitting import EwaldSplit, GaussianSumSplit, make_split
-from pipeline.electrostatics.storage import load_potential, potential_from_dataset, potential_to_dataset
+from importlib import import_module
 
-__all__ = [
-    "ChebyshevTuckerPotential",
-    "assemble_potential",
-    "EwaldSplit",
-    "GaussianSumSplit",
-    "build_potential",
-    "compress_coefficients",
-    "direct_field",
-    "direct_potential",
-    "load_potential",
-    "long_range_coefficients",
-    "make_split",
-    "plan_long_range",
-    "potential_from_dataset",
-    "potential_to_dataset",
-    "prepare_build",
-    "self_check",
-]
+#: Public names and the submodule that defines each (imported on first use, so that importing
+#: a light submodule such as :mod:`.settings` does not load the numerical code).
+_EXPORTS = {
+    "ChebyshevTuckerPotential": "potential",
+    "assemble_potential": "build",
+    "build_potential": "build",
+    "prepare_build": "build",
+    "EwaldSplit": "splitting",
+    "GaussianSumSplit": "splitting",
+    "ScreenedEwaldSplit": "splitting",
+    "make_split": "splitting",
+    "compress_coefficients": "long_range",
+    "long_range_coefficients": "long_range",
+    "plan_long_range": "long_range",
+    "direct_field": "direct",
+    "direct_potential": "direct",
+    "self_check": "selfcheck",
+    "load_potential": "storage",
+    "potential_from_dataset": "storage",
+    "potential_to_dataset": "storage",
+    "PotentialSettings": "settings",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

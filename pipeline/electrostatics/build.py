@@ -35,19 +35,33 @@ from pipeline.electrostatics.long_range import (
     long_range_grid,
     plan_long_range,
 )
-from pipeline.electrostatics.parameters import DEFAULT_PADDING, TUCKER_MARGIN, choose_alpha, choose_cutoff, default_box
+from pipeline.electrostatics.parameters import (
+    TUCKER_MARGIN,
+    choose_alpha,
+    choose_alpha_periodic,
+    choose_cutoff,
+    default_box,
+)
+from pipeline.electrostatics.periodic import (
+    background_potential,
+    cell_matrix,
+    cell_widths,
+    periodic_grid_to_coefficients,
+    periodic_interpolate,
+    periodic_long_range_grid,
+    plan_periodic,
+    total_charge,
+)
 from pipeline.electrostatics.potential import (
     AtomLongRange,
     ChebyshevTuckerPotential,
-    _check_inside,
+    check_inside,
     tucker_storage_bytes,
 )
+from pipeline.electrostatics.settings import DEFAULT_MAX_STORAGE_BYTES, DEFAULT_PADDING
 from pipeline.electrostatics.splitting import check_tolerance, make_split
 
 log = logging.getLogger(__name__)
-
-#: Default limit on the stored long range: 1% of a 129³ float64 potential map, bytes.
-DEFAULT_MAX_STORAGE_BYTES = int(0.01 * 8 * 129**3)
 #: Each storage step aims this far below the limit, modelling storage ∝ α^STORAGE_EXPONENT
 #: (measured 2.3–2.5 on random clouds: the core r³ with r growing slower than α, plus m·r).
 STORAGE_SAFETY = 0.9
@@ -62,21 +76,33 @@ class BuildSetup:
 
     Attributes
     ----------
-    box_lo, box_hi : tuple of 3 floats, Å
-    split : EwaldSplit or GaussianSumSplit
+    box_lo, box_hi : tuple of 3 floats
+        Chebyshev box, Å (free space), or the unit cube of fractional coordinates (periodic).
+    split : EwaldSplit, ScreenedEwaldSplit or GaussianSumSplit
     cutoff : float
         Short-range cutoff r_c, Å.
-    plan : LongRangePlan
+    plan : LongRangePlan or PeriodicPlan
     params : dict
-        Build parameters as stored with the potential (tolerance, α, cutoff, degree, grid, split).
+        Build parameters as stored with the potential (tolerance, α, cutoff, degree, grid, split,
+        dielectric, κ, cell).
+    dielectric : float
+        Relative permittivity ε_r: every kernel is divided by it.
+    cell : tuple of 3 tuples or None
+        Periodic cell vectors (rows, Å); None in free space.
     """
 
     box_lo: tuple
     box_hi: tuple
     split: object
     cutoff: float
-    plan: LongRangePlan
+    plan: object
     params: dict
+    dielectric: float = 1.0
+    cell: tuple | None = None
+
+    @property
+    def periodic(self) -> bool:
+        return self.cell is not None
 
 
 def validate_structure(positions, charges) -> None:
@@ -109,6 +135,9 @@ def prepare_build(
     box=None,
     padding: float = DEFAULT_PADDING,
     spacing: float | None = None,
+    dielectric: float = 1.0,
+    kappa: float = 0.0,
+    cell=None,
 ) -> BuildSetup:
     """Box, split, cutoff and long-range plan of a structure (see :func:`build_potential`).
 
@@ -117,6 +146,13 @@ def prepare_build(
     """
     tolerance = check_tolerance(tolerance)
     validate_structure(positions, charges)
+    if not dielectric > 0:
+        raise ValueError(f"dielectric (relative permittivity) must be > 0, got {dielectric!r}")
+    if not kappa >= 0:
+        raise ValueError(f"kappa (inverse Debye length) must be ≥ 0 1/Å, got {kappa!r}")
+    if cell is not None:
+        return _prepare_periodic(positions, tolerance=tolerance, split=split, alpha=alpha, cutoff=cutoff,
+                                 degree=degree, dielectric=float(dielectric), kappa=float(kappa), cell=cell)
     if box is None:
         lo, hi = default_box(to_host(positions), padding)
     else:
@@ -124,12 +160,12 @@ def prepare_build(
         if np.any(hi <= lo):
             raise ValueError(f"box must have hi > lo on every axis, got lo={lo.tolist()} hi={hi.tolist()}")
     lo, hi = tuple(float(v) for v in lo), tuple(float(v) for v in hi)
-    _check_inside(positions, lo, hi, "charges")
+    check_inside(positions, lo, hi, "charges")
     if alpha is None:
         alpha = choose_alpha(lo, hi, tolerance, n_atoms=int(positions.shape[0]))
     if not alpha > 0:
         raise ValueError(f"alpha must be > 0 1/Å, got {alpha!r}")
-    kernel = _split_for_box(split, alpha, tolerance, lo, hi)
+    kernel = _split_for_box(split, alpha, tolerance, lo, hi, kappa)
     if cutoff is None:
         cutoff = choose_cutoff(kernel, tolerance, _diagonal(lo, hi))
     if not cutoff > 0:
@@ -142,13 +178,84 @@ def prepare_build(
         "degree": list(plan.degree),
         "padding": float(padding),
         "grid": plan.to_dict(),
+        "dielectric": float(dielectric),
+        "kappa_per_A": float(kappa),
+        "periodic": 0,
         **kernel.params(),
     }
     log.info(
-        "parameters: n_atoms=%d split=%s alpha=%.4g 1/A cutoff=%.3g A degree=%s grid=%s h=%.3g A",
-        positions.shape[0], kernel.name, alpha, cutoff, plan.degree, plan.shape, plan.spacing,
+        "parameters: n_atoms=%d split=%s alpha=%.4g 1/A cutoff=%.3g A degree=%s grid=%s h=%.3g A eps_r=%g kappa=%.4g 1/A",
+        positions.shape[0], kernel.name, alpha, cutoff, plan.degree, plan.shape, plan.spacing, dielectric, kappa,
     )
-    return BuildSetup(box_lo=lo, box_hi=hi, split=kernel, cutoff=float(cutoff), plan=plan, params=params)
+    return BuildSetup(box_lo=lo, box_hi=hi, split=kernel, cutoff=float(cutoff), plan=plan, params=params,
+                      dielectric=float(dielectric))
+
+
+def _prepare_periodic(positions, *, tolerance, split, alpha, cutoff, degree, dielectric, kappa, cell) -> BuildSetup:
+    """:func:`prepare_build` for a periodic cell (any position is wrapped into it)."""
+    if split != "ewald":
+        raise ValueError(f"periodic sums need the split 'ewald', got {split!r}")
+    cell = cell_matrix(cell)
+    if alpha is None:
+        alpha = choose_alpha_periodic(cell, tolerance, n_atoms=int(positions.shape[0]))
+    if not alpha > 0:
+        raise ValueError(f"alpha must be > 0 1/Å, got {alpha!r}")
+    kernel = make_split("ewald", alpha, tolerance=tolerance / 10, length_scale=float(min(cell_widths(cell))),
+                        kappa=kappa)
+    if cutoff is None:
+        cutoff = choose_cutoff(kernel, tolerance, float(min(cell_widths(cell))))
+    if not cutoff > 0:
+        raise ValueError(f"cutoff must be > 0 Å, got {cutoff!r}")
+    plan = plan_periodic(cell, kernel.t_max, tolerance, degree=degree)
+    cell_rows = tuple(tuple(float(v) for v in row) for row in cell)
+    params = {
+        "tolerance": tolerance,
+        "alpha": float(alpha),
+        "cutoff": float(cutoff),
+        "degree": list(plan.degree),
+        "padding": 0.0,
+        "grid": plan.to_dict(),
+        "dielectric": float(dielectric),
+        "kappa_per_A": float(kappa),
+        "periodic": 1,
+        "cell": [list(row) for row in cell_rows],
+        **kernel.params(),
+    }
+    log.info("parameters (periodic): n_atoms=%d alpha=%.4g 1/A cutoff=%.3g A (cell widths %s A) degree=%s grid=%s "
+             "eps_r=%g kappa=%.4g 1/A", positions.shape[0], alpha, cutoff,
+             np.round(cell_widths(cell), 2).tolist(), plan.degree, plan.grid, dielectric, kappa)
+    return BuildSetup(box_lo=plan.box_lo, box_hi=plan.box_hi, split=kernel, cutoff=float(cutoff), plan=plan,
+                      params=params, dielectric=float(dielectric), cell=cell_rows)
+
+
+def long_range_parts(setup: BuildSetup, positions, charges, *, targets=None):
+    """Long-range Chebyshev coefficients of ``charges`` at ``positions``, and the long range at ``targets``.
+
+    Linear in the charges (the unit of work of a scatter–gather build); the dielectric divides
+    the charges, and a periodic Coulomb cell's background term −πQ/(Vα²) of these charges is
+    added to both.
+
+    Returns
+    -------
+    coeffs : (m1, m2, m3) array, e/Å
+    at_targets : (n_targets,) array, e/Å, or None without ``targets``
+    """
+    xp = namespace_of(positions, charges)
+    sources = charges / setup.dielectric
+    if setup.periodic:
+        grid = periodic_long_range_grid(positions, sources, setup.plan, setup.split)
+        coeffs = periodic_grid_to_coefficients(grid, setup.plan)
+        at_targets = None if targets is None else periodic_interpolate(grid, targets, setup.plan)
+        background = background_potential(total_charge(sources), setup.cell, setup.split)
+        if background:
+            coeffs[0, 0, 0] += background
+            at_targets = None if at_targets is None else at_targets + background
+    else:
+        grid = long_range_grid(positions, sources, setup.plan, setup.split)
+        coeffs = grid_to_coefficients(grid, setup.plan)
+        at_targets = None if targets is None else interpolate_grid(grid, targets, setup.plan)
+    synchronize(xp)
+    return coeffs, at_targets
 
 
 def _diagonal(lo, hi) -> float:
@@ -156,8 +263,8 @@ def _diagonal(lo, hi) -> float:
     return float(np.linalg.norm(np.subtract(hi, lo)))
 
 
-def _split_for_box(kind: str, alpha: float, tolerance: float, lo, hi):
-    return make_split(kind, alpha, tolerance=tolerance / 10, length_scale=_diagonal(lo, hi))
+def _split_for_box(kind: str, alpha: float, tolerance: float, lo, hi, kappa: float = 0.0):
+    return make_split(kind, alpha, tolerance=tolerance / 10, length_scale=_diagonal(lo, hi), kappa=kappa)
 
 
 def fit_storage(setup: BuildSetup, positions, charges, compressed, *, max_storage_bytes: int, hooi_sweeps: int = 0):
@@ -181,23 +288,29 @@ def fit_storage(setup: BuildSetup, positions, charges, compressed, *, max_storag
         smaller) the last one is returned with a WARNING.
     """
     tolerance = float(setup.params["tolerance"])
+    kappa = float(setup.params.get("kappa_per_A", 0.0))
     core, factors, rel_err = compressed
     split, cutoff, plan = setup.split, setup.cutoff, setup.plan
     storage = tucker_storage_bytes(core, factors)
+    if setup.periodic:
+        if storage > max_storage_bytes:
+            log.warning("stored periodic long range takes %d B (limit %d B): a periodic form is not shrunk", storage,
+                        max_storage_bytes)
+        return compressed, split, float(cutoff), plan
     for _ in range(MAX_STORAGE_STEPS):
         if storage <= max_storage_bytes:
             break
         alpha = split.t_max * (STORAGE_SAFETY * max_storage_bytes / storage) ** (1.0 / STORAGE_EXPONENT)
-        smaller = _split_for_box(split.name, alpha, tolerance, setup.box_lo, setup.box_hi)
+        smaller = _split_for_box(split.name, alpha, tolerance, setup.box_lo, setup.box_hi, kappa)
         while smaller.t_max >= split.t_max and alpha > 1e-3 * split.t_max:  # a discrete split may not move
             alpha *= 0.9
-            smaller = _split_for_box(split.name, alpha, tolerance, setup.box_lo, setup.box_hi)
+            smaller = _split_for_box(split.name, alpha, tolerance, setup.box_lo, setup.box_hi, kappa)
         if smaller.t_max >= split.t_max:
             break
         split = smaller
         cutoff = choose_cutoff(split, tolerance, _diagonal(setup.box_lo, setup.box_hi))
         plan = plan_long_range(setup.box_lo, setup.box_hi, split.t_max, tolerance)
-        coeffs = long_range_coefficients(positions, charges, plan, split)
+        coeffs = long_range_coefficients(positions, charges / setup.dielectric, plan, split)
         core, factors, rel_err = compress_coefficients(coeffs, tolerance * TUCKER_MARGIN, hooi_sweeps=hooi_sweeps)
         previous, storage = storage, tucker_storage_bytes(core, factors)
         log.info("storage: %d B over the limit of %d B; long range stored at alpha=%.4g 1/A: m=%s ranks=%s, %d B",
@@ -250,6 +363,7 @@ def assemble_potential(setup: BuildSetup, coeffs, positions, charges, *, ranks=N
         box_lo=setup.box_lo, box_hi=setup.box_hi, core=core, factors=factors, split=split, cutoff=cutoff,
         positions=positions, charges=charges, params=params,
         atom_long=None if atom_long is None else AtomLongRange(atom_long, setup.split, setup.cutoff),
+        dielectric=setup.dielectric, cell=setup.cell,
     )
     return potential, seconds
 
@@ -270,6 +384,9 @@ def build_potential(
     spacing: float | None = None,
     atom_values: bool = True,
     max_storage_bytes: int | None = DEFAULT_MAX_STORAGE_BYTES,
+    dielectric: float = 1.0,
+    kappa: float = 0.0,
+    cell=None,
 ):
     """Range-separated potential of point charges in the Chebyshev–Tucker format.
 
@@ -302,7 +419,14 @@ def build_potential(
     max_storage_bytes : int or None
         Limit on the stored long range (see the module Notes; None or 0: no limit). Not
         applied when ``ranks`` are fixed; a smaller-α stored form takes its Chebyshev sizes
-        from the degree rule, whatever ``degree`` says.
+        from the degree rule, whatever ``degree`` says. Not applied to periodic forms.
+    dielectric : float
+        Relative permittivity ε_r of the uniform medium; every kernel is divided by it.
+    kappa : float
+        Inverse Debye length κ, 1/Å; > 0 screens the kernel to e^{−κr}/r (Ewald split only).
+    cell : (3, 3) array or box [a, b, c, α, β, γ], optional
+        Periodic cell (rows are cell vectors, Å): a periodic (Ewald, tin-foil) sum over the
+        cell's images, any position wrapped into it (see :mod:`.periodic`). None: free space.
 
     Returns
     -------
@@ -314,24 +438,16 @@ def build_potential(
     timings = {}
     t0 = time.perf_counter()
     setup = prepare_build(positions, charges, tolerance=tolerance, split=split, alpha=alpha, cutoff=cutoff,
-                          degree=degree, box=box, padding=padding, spacing=spacing)
+                          degree=degree, box=box, padding=padding, spacing=spacing, dielectric=dielectric,
+                          kappa=kappa, cell=cell)
     timings["parameters"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    grid = long_range_grid(positions, charges, setup.plan, setup.split)
-    coeffs = grid_to_coefficients(grid, setup.plan)
+    coeffs, atom_long = long_range_parts(setup, positions, charges, targets=positions if atom_values else None)
     synchronize(xp)
     timings["long_range_coefficients"] = time.perf_counter() - t0
-    log.info("long range: grid %s, coefficients %s in %.2fs", setup.plan.shape, tuple(coeffs.shape),
-             timings["long_range_coefficients"])
-    atom_long = None
-    if atom_values:
-        t0 = time.perf_counter()
-        atom_long = interpolate_grid(grid, positions, setup.plan)
-        synchronize(xp)
-        timings["long_range_atoms"] = time.perf_counter() - t0
-        log.info("long range at %d atoms from the grid in %.2fs", positions.shape[0], timings["long_range_atoms"])
-    del grid
+    log.info("long range: grid %s, coefficients %s%s in %.2fs", setup.plan.shape, tuple(coeffs.shape),
+             f" and {positions.shape[0]} atoms" if atom_values else "", timings["long_range_coefficients"])
 
     potential, timings["tucker"] = assemble_potential(setup, coeffs, positions, charges, ranks=ranks,
                                                       hooi_sweeps=hooi_sweeps, atom_long=atom_long,

@@ -35,7 +35,7 @@ from pipeline.electrostatics.long_range import fft_shape, gather_on_axes, long_r
 from pipeline.electrostatics.parameters import COST_FFT, CUTOFF_MARGIN, FFT_BYTES_PER_POINT, FFT_MEMORY_BYTES
 from pipeline.electrostatics.short_range import short_range_sum
 from pipeline.electrostatics.short_range_grid import short_range_grid
-from pipeline.electrostatics.splitting import EwaldSplit
+from pipeline.electrostatics.splitting import EwaldSplit, ScreenedEwaldSplit
 
 log = logging.getLogger(__name__)
 
@@ -114,10 +114,10 @@ def choose_points_alpha(potential, n_points: int) -> float | None:
 def _mid_range_grid(potential, alpha2: float):
     """(outer split, its cutoff r₂, plan, mid-range values on the plan's uniform grid)."""
     tolerance = float(potential.params["tolerance"])
-    outer = EwaldSplit(alpha=alpha2)
+    outer = potential.split.with_alpha(alpha2) if isinstance(potential.split, ScreenedEwaldSplit) else EwaldSplit(alpha=alpha2)
     cutoff2 = float(special.erfcinv(tolerance * CUTOFF_MARGIN) / alpha2)
     plan = plan_long_range(potential.box_lo, potential.box_hi, alpha2, tolerance, degree=2)
-    grid = long_range_grid(potential.positions, potential.charges, plan, RangeDifference(outer, potential.split))
+    grid = long_range_grid(potential.positions, potential.sources, plan, RangeDifference(outer, potential.split))
     log.debug("targets: alpha2=%.3g 1/A cutoff %.3g A (stored %.3g A), mid-range grid %s", alpha2, cutoff2,
               potential.cutoff, plan.shape)
     return outer, cutoff2, plan, grid
@@ -136,11 +136,11 @@ def map_short_range(potential, axes):
     axes = [np.ascontiguousarray(a, dtype=np.float64).reshape(-1) for a in axes]
     alpha2 = choose_map_alpha(potential, axes)
     if alpha2 is None:
-        return short_range_grid(axes, potential.positions, potential.charges, potential.split, potential.cutoff)
+        return short_range_grid(axes, potential.positions, potential.sources, potential.split, potential.cutoff)
     outer, cutoff2, plan, mid_grid = _mid_range_grid(potential, alpha2)
     values = gather_on_axes(mid_grid, plan, axes)
     del mid_grid
-    values += short_range_grid(axes, potential.positions, potential.charges, outer, cutoff2)
+    values += short_range_grid(axes, potential.positions, potential.sources, outer, cutoff2)
     return values
 
 
@@ -156,11 +156,11 @@ def points_short_range(potential, points):
     xp = namespace_of(points)
     alpha2 = choose_points_alpha(potential, int(points.shape[0]))
     if alpha2 is None:
-        short, same = short_range_sum(points, potential.positions, potential.charges, potential.split,
+        short, same = short_range_sum(points, potential.positions, potential.sources, potential.split,
                                       potential.cutoff, coincident=True)
         return xp.zeros(points.shape[0]), short, same * potential.split.long_at_zero()
     outer, cutoff2, plan, mid_grid = _mid_range_grid(potential, alpha2)
     mid = interpolate_grid(mid_grid, points, plan)
     del mid_grid
-    short, same = short_range_sum(points, potential.positions, potential.charges, outer, cutoff2, coincident=True)
+    short, same = short_range_sum(points, potential.positions, potential.sources, outer, cutoff2, coincident=True)
     return mid, short, same * outer.long_at_zero()

@@ -24,12 +24,11 @@ import numpy as np
 from scipy import special
 
 from pipeline.electrostatics.long_range import fft_shape, plan_long_range
+from pipeline.electrostatics.settings import DEFAULT_PADDING
 
 #: Bounds on the automatically chosen short-range cutoff, Å.
 MIN_CUTOFF = 5.0
 MAX_CUTOFF = 24.0
-#: Default padding of the Chebyshev box around the atoms, Å.
-DEFAULT_PADDING = 3.0
 #: Short-range truncation target relative to the tolerance.
 CUTOFF_MARGIN = 0.1
 #: Relative Frobenius tolerance of the Tucker compression, as a fraction of the tolerance (the
@@ -117,4 +116,30 @@ def choose_alpha(box_lo, box_hi, tolerance: float, *, n_atoms: int | None = None
             break  # finer grids only grow
         if cost["total_s"] < best_cost:
             best, best_cost = alpha, cost["total_s"]
+    return float(best)
+
+
+def choose_alpha_periodic(cell, tolerance: float, *, n_atoms: int) -> float:
+    """α (1/Å) of least modelled cost for a periodic build of ``n_atoms`` atoms in ``cell`` (rows, Å).
+
+    Same model as :func:`estimate_cost` with the periodic grid of :func:`~.periodic.plan_periodic`
+    (no zero padding) and the short range summed per target (every pair twice).
+    """
+    from pipeline.electrostatics.periodic import plan_periodic
+
+    cell = np.asarray(cell, dtype=float)
+    volume = float(abs(np.linalg.det(cell)))
+    density = max(int(n_atoms), 1) / volume
+    root = special.erfcinv(tolerance * CUTOFF_MARGIN)
+    best, best_cost = root / MAX_CUTOFF, math.inf
+    for alpha in np.geomspace(root / MAX_CUTOFF, root / MIN_CUTOFF, 24):
+        plan = plan_periodic(cell, alpha, tolerance)
+        n_fft = float(np.prod(plan.grid))
+        if FFT_BYTES_PER_POINT * n_fft > FFT_MEMORY_BYTES and alpha > root / MAX_CUTOFF:
+            break
+        r_c = root / alpha
+        cost = (COST_PAIR * 2 * n_atoms * density * (2.0 * math.pi / 3.0) * r_c**3
+                + COST_FFT * n_fft * math.log2(max(n_fft, 2.0)) + COST_CHEB * float(max(plan.degree)) ** 4)
+        if cost < best_cost:
+            best, best_cost = alpha, cost
     return float(best)

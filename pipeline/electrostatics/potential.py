@@ -18,6 +18,7 @@ from pipeline.backend import backend_name, namespace_of, to_host
 from pipeline.electrostatics.blas import single_blas_thread
 from pipeline.electrostatics.chebyshev import chebvander, derivative_matrix, to_reference
 from pipeline.electrostatics.mid_range import map_short_range, points_short_range
+from pipeline.electrostatics.periodic import apply_matrix, background_potential, fractional, periodic_sources
 from pipeline.electrostatics.short_range import short_range_at_atoms, short_range_sum
 from pipeline.electrostatics.short_range_grid import uniform_axis
 
@@ -27,7 +28,8 @@ log = logging.getLogger(__name__)
 EVAL_BLOCK = 8192
 
 
-def _check_inside(points, lo, hi, what: str) -> None:
+def check_inside(points, lo, hi, what: str) -> None:
+    """``ValueError`` unless ``points`` (n, 3) are finite and inside the box [lo, hi] (Å)."""
     pts = to_host(points)
     if pts.ndim != 2 or pts.shape[1] != 3:
         raise ValueError(f"{what} must have shape (n, 3), got {pts.shape}")
@@ -92,6 +94,12 @@ class ChebyshevTuckerPotential:
         atoms (which may differ from ``split`` when the stored form was shrunk to fit a storage
         limit); when absent, :meth:`at_atoms` evaluates the representation like any points.
         Not stored in files.
+    dielectric : float
+        Relative permittivity ε_r; the charges act as ``charges / dielectric`` (:attr:`sources`).
+    cell : tuple of 3 tuples, optional
+        Periodic cell vectors (rows, Å). Then ``box_lo``/``box_hi`` are the unit cube of
+        fractional coordinates, every target is wrapped into the cell (a map of any region
+        works) and the short range sums over the atoms' periodic images.
     """
 
     box_lo: tuple
@@ -104,6 +112,38 @@ class ChebyshevTuckerPotential:
     charges: object
     params: dict = field(default_factory=dict)
     atom_long: object = None
+    dielectric: float = 1.0
+    cell: tuple | None = None
+    _images: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    @property
+    def periodic(self) -> bool:
+        return self.cell is not None
+
+    @property
+    def sources(self):
+        """Charges as the kernels see them, q_j/ε_r, (n_atoms,) e."""
+        return self.charges if self.dielectric == 1.0 else self.charges / self.dielectric
+
+    def periodic_sources(self, cutoff: float):
+        """(positions, charges/ε_r) of the wrapped atoms and their images within ``cutoff`` (cached)."""
+        key = float(cutoff)
+        if key not in self._images:
+            self._images.clear()
+            self._images[key] = periodic_sources(self.positions, self.sources, self.cell, key)
+        return self._images[key]
+
+    def wrap(self, points):
+        """Points wrapped into the periodic cell, (n, 3) Å (elementwise, so equal inputs wrap equally)."""
+        return apply_matrix(self.reference_coordinates(points), np.asarray(self.cell))
+
+    def reference_coordinates(self, points):
+        """Coordinates of ``points`` in the Chebyshev box: fractional and wrapped (periodic) or Å (checked)."""
+        if self.periodic:
+            check_inside(points, (-np.inf,) * 3, (np.inf,) * 3, "targets")
+            return fractional(points, np.linalg.inv(np.asarray(self.cell)))
+        check_inside(points, self.box_lo, self.box_hi, "targets")
+        return points
 
     @property
     def xp(self):
@@ -142,8 +182,7 @@ class ChebyshevTuckerPotential:
         products and the core contraction, so memory stays at block · (m + r₂r₃).
         """
         xp = self.xp
-        points = xp.asarray(points, dtype=xp.float64)
-        _check_inside(points, self.box_lo, self.box_hi, "targets")
+        points = self.reference_coordinates(xp.asarray(points, dtype=xp.float64))
         out = xp.empty(points.shape[0])
         for s in range(0, points.shape[0], EVAL_BLOCK):
             block = points[s : s + EVAL_BLOCK]
@@ -160,10 +199,13 @@ class ChebyshevTuckerPotential:
         return out
 
     def long_range_field(self, points):
-        """E_L = −∇Φ_L at ``points``, (n, 3) e/Å² (Chebyshev differentiation per axis, same ranks)."""
+        """E_L = −∇Φ_L at ``points``, (n, 3) e/Å² (Chebyshev differentiation per axis, same ranks).
+
+        Periodic: the derivatives along the fractional axes u_k, turned into Cartesian ones by
+        ∇_x = A⁻¹ ∇_u.
+        """
         xp = self.xp
-        points = xp.asarray(points, dtype=xp.float64)
-        _check_inside(points, self.box_lo, self.box_hi, "targets")
+        points = self.reference_coordinates(xp.asarray(points, dtype=xp.float64))
         dfac = self._derivative_factors()
         out = xp.empty((points.shape[0], 3))
         for s in range(0, points.shape[0], EVAL_BLOCK):
@@ -173,16 +215,20 @@ class ChebyshevTuckerPotential:
             out[s : s + EVAL_BLOCK, 0] = -self._contract(d[0], e[1], e[2])
             out[s : s + EVAL_BLOCK, 1] = -self._contract(e[0], d[1], e[2])
             out[s : s + EVAL_BLOCK, 2] = -self._contract(e[0], e[1], d[2])
+        if self.periodic:
+            out = apply_matrix(out, np.linalg.inv(np.asarray(self.cell)).T)
         return out
 
     def long_range_grid(self, xs, ys, zs):
         """Φ_L on the tensor grid xs × ys × zs (1-D arrays, Å): three GEMMs, shape (nx, ny, nz)."""
         xp = self.xp
         axes = [xp.asarray(a, dtype=xp.float64).reshape(-1) for a in (xs, ys, zs)]
+        if self.periodic:  # a Cartesian grid is not a tensor grid of fractional coordinates
+            return self.long_range(_grid_points(axes, xp)).reshape(tuple(a.shape[0] for a in axes))
         for k, a in enumerate(axes):
             pts = xp.zeros((a.shape[0], 3)) + xp.asarray(self.box_lo)[None, :]
             pts[:, k] = a
-            _check_inside(pts, self.box_lo, self.box_hi, "grid coordinates")
+            check_inside(pts, self.box_lo, self.box_hi, "grid coordinates")
         r1, r2, r3 = self.core.shape
         with single_blas_thread(xp):
             e = [self._axis_matrix(a, k, self.factors[k]) for k, a in enumerate(axes)]
@@ -203,6 +249,12 @@ class ChebyshevTuckerPotential:
         xp = self.xp
         points = xp.asarray(points, dtype=xp.float64)
         long = self.long_range(points)  # checks the points first
+        if self.periodic:
+            short, same = short_range_sum(self.wrap(points), *self.periodic_sources(self.cutoff), self.split,
+                                          self.cutoff, coincident=True)
+            long = long - same * self.split.long_at_zero()
+            total = short + long
+            return (total, short, long) if parts else total
         mid, short, self_term = points_short_range(self, points)
         long = long + mid - self_term
         total = short + long
@@ -218,8 +270,11 @@ class ChebyshevTuckerPotential:
         if self.atom_long is None:
             return self.potential(self.positions, parts=True)
         split, cutoff = self.atom_long.split, self.atom_long.cutoff
-        long = self.atom_long.values - self.charges * split.long_at_zero()
-        short = short_range_at_atoms(self.positions, self.charges, split, cutoff)
+        long = self.atom_long.values - self.sources * split.long_at_zero()
+        if self.periodic:
+            short = short_range_sum(self.wrap(self.positions), *self.periodic_sources(cutoff), split, cutoff)
+        else:
+            short = short_range_at_atoms(self.positions, self.sources, split, cutoff)
         return short + long, short, long
 
     def field(self, points):
@@ -231,7 +286,11 @@ class ChebyshevTuckerPotential:
         xp = self.xp
         points = xp.asarray(points, dtype=xp.float64)
         long_field = self.long_range_field(points)  # checks the points first
-        _, short_field = short_range_sum(points, self.positions, self.charges, self.split, self.cutoff, field=True)
+        if self.periodic:
+            _, short_field = short_range_sum(self.wrap(points), *self.periodic_sources(self.cutoff), self.split,
+                                             self.cutoff, field=True)
+        else:
+            _, short_field = short_range_sum(points, self.positions, self.sources, self.split, self.cutoff, field=True)
         return long_field + short_field
 
     def grid(self, xs, ys, zs, *, long_only: bool = False):
@@ -243,13 +302,22 @@ class ChebyshevTuckerPotential:
         (:func:`~pipeline.electrostatics.mid_range.points_short_range`).
         """
         xp = self.xp
+        if self.periodic:  # points wrapped into the cell one by one
+            axes = [xp.asarray(a, dtype=xp.float64).reshape(-1) for a in (xs, ys, zs)]
+            pts = _grid_points(axes, xp)
+            values = self.long_range(pts) if long_only else self.potential(pts)
+            return values.reshape(tuple(a.shape[0] for a in axes))
         values = self.long_range_grid(xs, ys, zs)
         if long_only:
             return values
         if backend_name(xp) == "numpy" and all(uniform_axis(a) is not None for a in (xs, ys, zs)):
             return values + map_short_range(self, (xs, ys, zs))
-        gx, gy, gz = xp.meshgrid(xp.asarray(xs), xp.asarray(ys), xp.asarray(zs), indexing="ij")
-        pts = xp.stack([gx.reshape(-1), gy.reshape(-1), gz.reshape(-1)], axis=1)
-        del gx, gy, gz
+        pts = _grid_points([xp.asarray(a) for a in (xs, ys, zs)], xp)
         mid, short, self_term = points_short_range(self, pts)
         return values + (mid + short - self_term).reshape(values.shape)
+
+
+def _grid_points(axes, xp):
+    """The points of the tensor grid axes[0] × axes[1] × axes[2], (n, 3), C order."""
+    gx, gy, gz = xp.meshgrid(*[a.reshape(-1) for a in axes], indexing="ij")
+    return xp.stack([gx.reshape(-1), gy.reshape(-1), gz.reshape(-1)], axis=1)

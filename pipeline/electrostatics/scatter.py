@@ -24,8 +24,6 @@ import numpy as np
 import xarray as xr
 
 from pipeline.backend import namespace_of, to_host
-from pipeline.electrostatics.gridding import interpolate_grid
-from pipeline.electrostatics.long_range import grid_to_coefficients, long_range_grid
 from pipeline.storage import provenance_attrs, read_netcdf
 
 log = logging.getLogger(__name__)
@@ -174,9 +172,11 @@ def chunk_coefficients(positions, charges, setup, chunk: int, chunks: int):
         Long range of the chunk's charges at every atom of the structure, e/Å.
     atom_range : (start, stop)
     """
+    from pipeline.electrostatics.build import long_range_parts
+
     start, stop = chunk_range(int(positions.shape[0]), chunk, chunks)
     xp = namespace_of(positions, charges)
     if stop == start:
         return xp.zeros(tuple(setup.plan.degree)), xp.zeros(positions.shape[0]), (start, stop)
-    grid = long_range_grid(positions[start:stop], charges[start:stop], setup.plan, setup.split)
-    return grid_to_coefficients(grid, setup.plan), interpolate_grid(grid, positions, setup.plan), (start, stop)
+    coeffs, atom_long = long_range_parts(setup, positions[start:stop], charges[start:stop], targets=positions)
+    return coeffs, atom_long, (start, stop)

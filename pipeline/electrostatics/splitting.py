@@ -32,21 +32,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import special
 
+from pipeline.electrostatics.settings import check_tolerance  # noqa: F401 - re-exported
+
 log = logging.getLogger(__name__)
 
 SPLITS = ("ewald", "gaussian-sum")
-TOLERANCE_RANGE = (0.0, 1e-2)
-
-
-def check_tolerance(tolerance: float, *, name: str = "tolerance") -> float:
-    """Return ``tolerance`` as float, raising ``ValueError`` unless it lies in (0, 1e-2]."""
-    try:
-        value = float(tolerance)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number in (0, 1e-2], got {tolerance!r}") from None
-    if not (TOLERANCE_RANGE[0] < value <= TOLERANCE_RANGE[1]) or not math.isfinite(value):
-        raise ValueError(f"{name} must be in (0, 1e-2], got {tolerance!r}")
-    return value
 
 
 def _safe_r(r, xp):
@@ -111,8 +101,126 @@ class EwaldSplit:
         """Smallest r_c with erfc(α r_c) ≤ tolerance (r_c ≈ √ln(1/ε)/α), Å."""
         return float(special.erfcinv(tolerance) / self.alpha)
 
+    def fourier_long(self, k2):
+        """φ̂_L(k) = 4π e^{−k²/(4α²)}/k² for k² > 0 (1/Å² in, Å² out); 0 at k = 0 (tin-foil, neutral)."""
+        k2 = np.asarray(k2, dtype=np.float64)
+        safe = np.where(k2 > 0, k2, 1.0)
+        return np.where(k2 > 0, 4.0 * math.pi * np.exp(-k2 / (4.0 * self.alpha**2)) / safe, 0.0)
+
+    def with_alpha(self, alpha: float) -> "EwaldSplit":
+        """The same kernel split at another α."""
+        return EwaldSplit(alpha=float(alpha))
+
     def params(self) -> dict:
         return {"split": self.name, "alpha": float(self.alpha)}
+
+
+@dataclass(frozen=True)
+class ScreenedEwaldSplit:
+    """Ewald-type split of the screened (Yukawa, Debye–Hückel) kernel e^{−κr}/r.
+
+    φ_S(r) = [e^{−κr} erfc(αr − β) + e^{κr} erfc(αr + β)]/(2r) with β = κ/(2α), written as
+    e^{−α²r² − β²}[erfcx(αr − β) + erfcx(αr + β)]/(2r) to stay finite for large r, and
+    φ_L = e^{−κr}/r − φ_S, whose Fourier transform is 4π e^{−(k²+κ²)/(4α²)}/(k²+κ²) (smooth,
+    so it goes through the same grid and Chebyshev–Tucker build as the Ewald long range);
+    φ_L(0) = (2α/√π) e^{−β²} − κ erfc(β). κ = 0 gives :class:`EwaldSplit`.
+
+    Parameters
+    ----------
+    alpha : float
+        Splitting parameter, 1/Å.
+    kappa : float
+        Inverse Debye length κ, 1/Å (> 0).
+    """
+
+    alpha: float
+    kappa: float
+    name: str = field(default="ewald", init=False)
+
+    @property
+    def t_max(self) -> float:
+        return float(self.alpha)
+
+    def _beta(self) -> float:
+        return self.kappa / (2.0 * self.alpha)
+
+    def _pair_sum(self, r, xp):
+        """[e^{−κr} erfc(αr − β) + e^{κr} erfc(αr + β)] for r ≥ 0."""
+        a, b = self.alpha, self._beta()
+        erfcx = _erfcx_of(xp)
+        return xp.exp(-((a * r) ** 2) - b * b) * (erfcx(a * r - b) + erfcx(a * r + b))
+
+    def short(self, r):
+        from pipeline.backend import namespace_of
+
+        xp = namespace_of(r)
+        return 0.5 * self._pair_sum(r, xp) / r
+
+    def short_derivative(self, r):
+        from pipeline.backend import namespace_of
+
+        xp = namespace_of(r)
+        a, k, b = self.alpha, self.kappa, self._beta()
+        erfc = _erfc_of(xp)
+        gauss = xp.exp(-((a * r) ** 2) - b * b)
+        ds = (-k * xp.exp(-k * r) * erfc(a * r - b) + k * xp.exp(k * r - (a * r + b) ** 2) * _erfcx_of(xp)(a * r + b)
+              - (4.0 * a / math.sqrt(math.pi)) * gauss)
+        return 0.5 * ds / r - 0.5 * self._pair_sum(r, xp) / r**2
+
+    def long(self, r):
+        from pipeline.backend import namespace_of
+
+        xp = namespace_of(r)
+        rs = _safe_r(r, xp)
+        return xp.where(r > 0, xp.exp(-self.kappa * rs) / rs - self.short(rs), self.long_at_zero())
+
+    def long_at_zero(self) -> float:
+        b = self._beta()
+        return float(2.0 * self.alpha / math.sqrt(math.pi) * math.exp(-b * b) - self.kappa * special.erfc(b))
+
+    def deconvolved_long(self, r, s: float):
+        """ψ with φ_L = W_s * W_s * ψ: e^{−κ²s²} times the screened long range at α', 1/α'² = 1/α² − 4s²."""
+        inv = 1.0 / self.alpha**2 - 4.0 * s * s
+        if inv <= 0:
+            raise ValueError(f"spreading width s={s} too large for alpha={self.alpha} (need s < 1/(2 alpha))")
+        return math.exp(-((self.kappa * s) ** 2)) * ScreenedEwaldSplit(1.0 / math.sqrt(inv), self.kappa).long(r)
+
+    def cutoff_for(self, tolerance: float, length_scale: float | None = None) -> float:
+        """Smallest r_c with r·φ_S(r) ≤ tolerance beyond it, Å (≤ the unscreened erfc cutoff)."""
+        from scipy.optimize import brentq
+
+        upper = float(special.erfcinv(tolerance) / self.alpha)
+        g = lambda r: 0.5 * float(self._pair_sum(np.float64(r), np) - 2.0 * tolerance)  # noqa: E731
+        if g(upper) > 0:
+            return upper
+        return float(brentq(g, 1e-6 / self.alpha, upper, xtol=1e-10 * upper)) if g(1e-6 / self.alpha) > 0 else 1e-6 / self.alpha
+
+    def fourier_long(self, k2):
+        """φ̂_L(k) = 4π e^{−(k²+κ²)/(4α²)}/(k²+κ²), finite at k = 0, Å²."""
+        k2 = np.asarray(k2, dtype=np.float64) + self.kappa**2
+        return 4.0 * math.pi * np.exp(-k2 / (4.0 * self.alpha**2)) / k2
+
+    def with_alpha(self, alpha: float) -> "ScreenedEwaldSplit":
+        return ScreenedEwaldSplit(alpha=float(alpha), kappa=self.kappa)
+
+    def params(self) -> dict:
+        return {"split": self.name, "alpha": float(self.alpha), "kappa_per_A": float(self.kappa)}
+
+
+def _erfcx_of(xp):
+    if xp is np:
+        return special.erfcx
+    from pipeline.backend import special_functions
+
+    return special_functions(xp).erfcx
+
+
+def _erfc_of(xp):
+    if xp is np:
+        return special.erfc
+    from pipeline.backend import special_functions
+
+    return special_functions(xp).erfc
 
 
 @dataclass(frozen=True)
@@ -224,8 +332,15 @@ class GaussianSumSplit:
         }
 
 
-def make_split(name: str, alpha: float, *, tolerance: float, length_scale: float):
-    """Build the split called ``name`` (one of :data:`SPLITS`) for splitting parameter ``alpha`` (1/Å)."""
+def make_split(name: str, alpha: float, *, tolerance: float, length_scale: float, kappa: float = 0.0):
+    """Build the split called ``name`` (one of :data:`SPLITS`) for splitting parameter ``alpha`` (1/Å).
+
+    ``kappa`` > 0 (1/Å) screens the kernel (:class:`ScreenedEwaldSplit`, Ewald split only).
+    """
+    if kappa > 0:
+        if name != "ewald":
+            raise ValueError(f"Debye–Hückel screening needs the split 'ewald', got {name!r}")
+        return ScreenedEwaldSplit(alpha=float(alpha), kappa=float(kappa))
     if name == "ewald":
         return EwaldSplit(alpha=float(alpha))
     if name == "gaussian-sum":
@@ -236,6 +351,8 @@ def make_split(name: str, alpha: float, *, tolerance: float, length_scale: float
 def split_from_params(params: dict):
     """Rebuild a split from :meth:`params` output (as stored in a potential file)."""
     if params["split"] == "ewald":
+        if float(params.get("kappa_per_A", 0.0)) > 0:
+            return ScreenedEwaldSplit(alpha=float(params["alpha"]), kappa=float(params["kappa_per_A"]))
         return EwaldSplit(alpha=float(params["alpha"]))
     if params["split"] == "gaussian-sum":
         return GaussianSumSplit(

@@ -8,7 +8,11 @@ Variables: ``core (rank_x, rank_y, rank_z)``, ``factor_x (cheb_x, rank_x)`` (and
 ``stored_cutoff`` and ``split_params`` of the stored Tucker form (smaller than ``alpha`` when the
 build shrank it to fit ``max_storage_bytes``), tolerance, degree and ranks of the stored form,
 ``storage_bytes``, self-check errors, ``tolerance_exceeded``, per-step timings ``time_<step>_s``,
-the structure's own ``structure_id``/``source`` and provenance.
+the structure's own ``structure_id``/``source`` and provenance. Medium and boundary:
+``dielectric`` (ε_r), ``kappa_per_A`` and ``debye_length_A`` (inf without salt), ``periodic``
+(0/1), ``cell`` (9 values, rows of the cell matrix, Å) and ``background_potential_e_per_A``
+(the uniform neutralising background −πQ/(Vα²) included in a net-charged periodic Coulomb
+potential at the build's α; 0 otherwise).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ def potential_to_dataset(potential: ChebyshevTuckerPotential, *, total, short, l
     """Dataset holding the representation, per-atom values, energy, parameters and timings."""
     total, short, long = (to_host(a) for a in (total, short, long))
     charges = to_host(potential.charges)
+    kappa = float(getattr(potential.split, "kappa", 0.0))
     energy = 0.5 * float(np.dot(charges, total))
     data = {
         "core": (("rank_x", "rank_y", "rank_z"), to_host(potential.core),
@@ -46,7 +51,8 @@ def potential_to_dataset(potential: ChebyshevTuckerPotential, *, total, short, l
         "potential_long": (("atom",), long, {"units": "e/angstrom", "long_name": "long-range part of the potential at the atom (self term removed)"}),
         "energy": ((), energy, {"units": "e^2/angstrom", "long_name": "electrostatic energy 1/2 sum q_j phi(x_j)"}),
         "energy_kcal_per_mol": ((), energy * COULOMB_KCAL_PER_MOL_A_PER_E2,
-                                {"units": "kcal/mol", "long_name": "electrostatic energy (vacuum, Coulomb constant 332.0637)"}),
+                                {"units": "kcal/mol",
+                                 "long_name": "electrostatic energy in the medium (Coulomb constant 332.0637 / dielectric)"}),
     }
     for axis, factor in zip(AXES, potential.factors):
         data[f"factor_{axis}"] = ((f"cheb_{axis}", f"rank_{axis}"), to_host(factor),
@@ -65,6 +71,11 @@ def potential_to_dataset(potential: ChebyshevTuckerPotential, *, total, short, l
         backend=backend_name(potential.xp), dtype="float64",
         energy_e2_per_A=energy, energy_kcal_per_mol=energy * COULOMB_KCAL_PER_MOL_A_PER_E2,
         selfcheck_error_normalisation="errors divided by max |phi_ref| over the checked sample",
+        dielectric=float(potential.dielectric), kappa_per_A=kappa,
+        debye_length_A=(1.0 / kappa) if kappa > 0 else float("inf"),
+        periodic=int(potential.periodic),
+        cell=[] if potential.cell is None else [float(v) for row in potential.cell for v in row],
+        background_potential_e_per_A=_background(potential),
     )
     attrs.update(selfcheck)
     attrs.update({f"time_{key}_s": float(value) for key, value in timings.items()})
@@ -81,6 +92,7 @@ def potential_from_dataset(ds: xr.Dataset, *, xp=np, source: str = "dataset") ->
         if key not in ds.attrs:
             raise ValueError(f"{source}: not a potential file, missing attribute {key!r}")
     params = json.loads(ds.attrs["build_params"])
+    cell = np.atleast_1d(ds.attrs.get("cell", []))
     return ChebyshevTuckerPotential(
         box_lo=tuple(float(v) for v in np.atleast_1d(ds.attrs["box_lo"])),
         box_hi=tuple(float(v) for v in np.atleast_1d(ds.attrs["box_hi"])),
@@ -91,7 +103,19 @@ def potential_from_dataset(ds: xr.Dataset, *, xp=np, source: str = "dataset") ->
         positions=xp.asarray(ds["positions"].values, dtype=xp.float64),
         charges=xp.asarray(ds["charge"].values, dtype=xp.float64),
         params=params,
+        dielectric=float(ds.attrs.get("dielectric", 1.0)),
+        cell=tuple(tuple(float(v) for v in row) for row in np.reshape(cell, (3, 3))) if cell.size == 9 else None,
     )
+
+
+def _background(potential: ChebyshevTuckerPotential) -> float:
+    """The background term included in a periodic potential of the atoms' split (0 otherwise), e/Å."""
+    if not potential.periodic:
+        return 0.0
+    from pipeline.electrostatics.periodic import background_potential
+
+    split = potential.split if potential.atom_long is None else potential.atom_long.split
+    return background_potential(float(to_host(potential.sources).sum()), potential.cell, split)
 
 
 def load_potential(path: str | os.PathLike, *, device: str = "cpu") -> ChebyshevTuckerPotential:

@@ -1,0 +1,140 @@
+"""The potential stage as the command line and the workflow run it: structure file in, potential file out.
+
+:func:`run_potential` (one job), :func:`run_potential_chunk` and :func:`run_potential_gather`
+(scatter–gather) own the whole lifecycle: load the structure record, turn
+:class:`~pipeline.electrostatics.settings.PotentialSettings` into build arguments (solvent,
+periodic cell from the record's box), build, evaluate the potential at every atom, self-check
+against an independent reference, and write the netCDF file atomically.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from pipeline.backend import namespace_of, synchronize, to_host, xp_for_device
+from pipeline.electrostatics.build import assemble_potential, build_potential, prepare_build
+from pipeline.electrostatics.scatter import (
+    chunk_coefficients,
+    chunk_to_dataset,
+    gather_coefficients,
+    structure_fingerprint,
+)
+from pipeline.electrostatics.selfcheck import self_check
+from pipeline.electrostatics.settings import PotentialSettings
+from pipeline.electrostatics.storage import potential_to_dataset
+from pipeline.storage import write_netcdf
+from pipeline.structures.record import Structure, load_structure
+
+log = logging.getLogger(__name__)
+
+
+def load_inputs(structure_path, settings: PotentialSettings):
+    """(structure, positions, charges, cell) on the backend of ``settings.device``.
+
+    ``cell`` is the record's box as a periodic cell when ``settings.periodic`` asks for one
+    (``auto``: when the record has a box), else None.
+    """
+    structure = load_structure(structure_path)
+    if structure.n_atoms == 0:
+        raise ValueError(f"{structure_path}: the structure is empty (0 atoms)")
+    box = [float(v) for v in np.atleast_1d(structure.attrs.get("box", []))]
+    cell = None
+    if settings.wants_periodic(len(box) == 6, source=str(structure_path)):
+        from pipeline.electrostatics.periodic import cell_matrix
+
+        try:
+            cell = cell_matrix(box)
+        except ValueError as exc:
+            raise ValueError(f"{structure_path}: box attribute: {exc}") from None
+    xp = xp_for_device(settings.device)
+    return structure, xp.asarray(structure.positions), xp.asarray(structure.charges), cell
+
+
+def plan_arguments(settings: PotentialSettings, cell) -> dict:
+    """Keyword arguments of :func:`~pipeline.electrostatics.build.prepare_build` from the settings."""
+    return {"tolerance": settings.tolerance, "split": settings.split, "alpha": settings.alpha,
+            "cutoff": settings.cutoff, "degree": settings.degree, "padding": settings.padding,
+            "dielectric": settings.dielectric, "kappa": settings.kappa, "cell": cell}
+
+
+def medium_attrs(settings: PotentialSettings) -> dict:
+    """File attributes of the solvent model and the settings."""
+    return {"ionic_strength_M": float(settings.ionic_strength), "temperature_K": float(settings.temperature),
+            "periodic_setting": settings.periodic}
+
+
+def finish(potential, structure: Structure, settings: PotentialSettings, timings: dict, *, output, input_file) -> dict:
+    """Potential at every atom, self-check and the potential file; returns the self-check figures."""
+    t0 = time.perf_counter()
+    total, short, long = potential.at_atoms()
+    synchronize(potential.xp)
+    timings["atom_potentials"] = time.perf_counter() - t0
+    log.info("atom potentials: %d atoms in %.2fs", structure.n_atoms, timings["atom_potentials"])
+    t0 = time.perf_counter()
+    check = self_check(potential, total, n_sample=settings.self_check, rng=np.random.default_rng(settings.seed),
+                       tolerance=settings.tolerance)
+    timings["self_check"] = time.perf_counter() - t0
+    dataset = potential_to_dataset(potential, total=total, short=short, long=long, timings=timings, selfcheck=check,
+                                   structure_attrs=structure.attrs)
+    dataset.attrs.update(medium_attrs(settings))
+    dataset.attrs["input_file"] = str(input_file)
+    dataset.attrs["self_check_seed"] = int(settings.seed)
+    write_netcdf(dataset, output)
+    energy = 0.5 * float(np.dot(to_host(potential.charges), to_host(total)))
+    log.info("wrote %s: energy %.6g e^2/A, ranks %s, %d bytes", output, energy, potential.ranks, potential.storage_bytes)
+    return check
+
+
+def run_potential(structure_path, output, settings: PotentialSettings) -> dict:
+    """Build the potential of a structure file and write the potential file (``python -m pipeline potential``)."""
+    structure, positions, charges, cell = load_inputs(structure_path, settings)
+    potential, info = build_potential(positions, charges, ranks=settings.ranks, hooi_sweeps=settings.hooi_sweeps,
+                                      max_storage_bytes=settings.max_storage_bytes, **plan_arguments(settings, cell))
+    return finish(potential, structure, settings, dict(info["timings"]), output=output, input_file=structure_path)
+
+
+def run_potential_chunk(structure_path, output, settings: PotentialSettings, *, chunk: int, chunks: int) -> None:
+    """Scatter step: long-range coefficients of atom chunk ``chunk`` of ``chunks`` and their long range at every atom."""
+    if chunks < 1:
+        raise ValueError(f"--chunks must be ≥ 1, got {chunks}")
+    if not 0 <= chunk < chunks:
+        raise ValueError(f"--chunk must be in 0 … {chunks - 1}, got {chunk}")
+    structure, positions, charges, cell = load_inputs(structure_path, settings)
+    setup = prepare_build(positions, charges, **plan_arguments(settings, cell))
+    t0 = time.perf_counter()
+    coeffs, atom_long, (start, stop) = chunk_coefficients(positions, charges, setup, chunk, chunks)
+    synchronize(namespace_of(coeffs))
+    seconds = time.perf_counter() - t0
+    log.info("chunk %d/%d: atoms %d..%d, coefficients %s in %.2fs", chunk, chunks, start, stop - 1,
+             tuple(coeffs.shape), seconds)
+    dataset = chunk_to_dataset(
+        coeffs, atom_long, setup.params, chunk=chunk, chunks=chunks, atom_range=(start, stop), n_atoms=structure.n_atoms,
+        fingerprint=structure_fingerprint(structure.positions, structure.charges), seconds=seconds,
+        structure_attrs=structure.attrs,
+    )
+    dataset.attrs["input_file"] = str(structure_path)
+    write_netcdf(dataset, output, compress=False)
+    log.info("wrote %s", output)
+
+
+def run_potential_gather(structure_path, chunk_files, output, settings: PotentialSettings) -> dict:
+    """Gather step: sum chunk files into the potential file of the whole structure."""
+    structure, positions, charges, cell = load_inputs(structure_path, settings)
+    t0 = time.perf_counter()
+    setup = prepare_build(positions, charges, **plan_arguments(settings, cell))
+    timings = {"parameters": time.perf_counter() - t0}
+    t0 = time.perf_counter()
+    coeffs, atom_long, chunk_seconds = gather_coefficients(
+        chunk_files, setup.params, n_atoms=structure.n_atoms,
+        fingerprint=structure_fingerprint(structure.positions, structure.charges), xp=namespace_of(positions),
+    )
+    timings["gather"] = time.perf_counter() - t0
+    timings["long_range_coefficients"] = chunk_seconds  # summed over the chunk jobs
+    potential, timings["tucker"] = assemble_potential(setup, coeffs, positions, charges, ranks=settings.ranks,
+                                                      hooi_sweeps=settings.hooi_sweeps, atom_long=atom_long,
+                                                      max_storage_bytes=settings.max_storage_bytes)
+    potential.params["chunks"] = len(chunk_files)
+    return finish(potential, structure, settings, timings, output=output, input_file=structure_path)
