@@ -41,6 +41,7 @@ from pipeline.electrostatics.parameters import (
     choose_alpha_periodic,
     choose_cutoff,
     default_box,
+    internal_tolerances,
 )
 from pipeline.electrostatics.periodic import (
     background_potential,
@@ -138,6 +139,7 @@ def prepare_build(
     dielectric: float = 1.0,
     kappa: float = 0.0,
     cell=None,
+    accuracy_level: int = 0,
 ) -> BuildSetup:
     """Box, split, cutoff and long-range plan of a structure (see :func:`build_potential`).
 
@@ -150,9 +152,14 @@ def prepare_build(
         raise ValueError(f"dielectric (relative permittivity) must be > 0, got {dielectric!r}")
     if not kappa >= 0:
         raise ValueError(f"kappa (inverse Debye length) must be ≥ 0 1/Å, got {kappa!r}")
+    if int(accuracy_level) < 0:
+        raise ValueError(f"accuracy_level must be ≥ 0, got {accuracy_level!r}")
+    internal, grid_tol = internal_tolerances(tolerance, accuracy_level)
+    accuracy = {"accuracy_level": int(accuracy_level), "internal_tolerance": internal, "grid_tolerance": grid_tol}
     if cell is not None:
         return _prepare_periodic(positions, tolerance=tolerance, split=split, alpha=alpha, cutoff=cutoff,
-                                 degree=degree, dielectric=float(dielectric), kappa=float(kappa), cell=cell)
+                                 degree=degree, dielectric=float(dielectric), kappa=float(kappa), cell=cell,
+                                 accuracy=accuracy)
     if box is None:
         lo, hi = default_box(to_host(positions), padding)
     else:
@@ -165,14 +172,15 @@ def prepare_build(
         alpha = choose_alpha(lo, hi, tolerance, n_atoms=int(positions.shape[0]))
     if not alpha > 0:
         raise ValueError(f"alpha must be > 0 1/Å, got {alpha!r}")
-    kernel = _split_for_box(split, alpha, tolerance, lo, hi, kappa)
+    kernel = _split_for_box(split, alpha, internal, lo, hi, kappa)
     if cutoff is None:
-        cutoff = choose_cutoff(kernel, tolerance, _diagonal(lo, hi))
+        cutoff = choose_cutoff(kernel, internal, _diagonal(lo, hi))
     if not cutoff > 0:
         raise ValueError(f"cutoff must be > 0 Å, got {cutoff!r}")
-    plan = plan_long_range(lo, hi, kernel.t_max, tolerance, degree=degree, spacing=spacing)
+    plan = plan_long_range(lo, hi, kernel.t_max, internal, degree=degree, spacing=spacing, grid_tolerance=grid_tol)
     params = {
         "tolerance": tolerance,
+        **accuracy,
         "alpha": float(alpha),
         "cutoff": float(cutoff),
         "degree": list(plan.degree),
@@ -191,7 +199,8 @@ def prepare_build(
                       dielectric=float(dielectric))
 
 
-def _prepare_periodic(positions, *, tolerance, split, alpha, cutoff, degree, dielectric, kappa, cell) -> BuildSetup:
+def _prepare_periodic(positions, *, tolerance, split, alpha, cutoff, degree, dielectric, kappa, cell,
+                      accuracy: dict) -> BuildSetup:
     """:func:`prepare_build` for a periodic cell (any position is wrapped into it)."""
     if split != "ewald":
         raise ValueError(f"periodic sums need the split 'ewald', got {split!r}")
@@ -200,16 +209,18 @@ def _prepare_periodic(positions, *, tolerance, split, alpha, cutoff, degree, die
         alpha = choose_alpha_periodic(cell, tolerance, n_atoms=int(positions.shape[0]))
     if not alpha > 0:
         raise ValueError(f"alpha must be > 0 1/Å, got {alpha!r}")
-    kernel = make_split("ewald", alpha, tolerance=tolerance / 10, length_scale=float(min(cell_widths(cell))),
+    internal = accuracy["internal_tolerance"]
+    kernel = make_split("ewald", alpha, tolerance=internal / 10, length_scale=float(min(cell_widths(cell))),
                         kappa=kappa)
     if cutoff is None:
-        cutoff = choose_cutoff(kernel, tolerance, float(min(cell_widths(cell))))
+        cutoff = choose_cutoff(kernel, internal, float(min(cell_widths(cell))))
     if not cutoff > 0:
         raise ValueError(f"cutoff must be > 0 Å, got {cutoff!r}")
-    plan = plan_periodic(cell, kernel.t_max, tolerance, degree=degree)
+    plan = plan_periodic(cell, kernel.t_max, internal, degree=degree, grid_tolerance=accuracy["grid_tolerance"])
     cell_rows = tuple(tuple(float(v) for v in row) for row in cell)
     params = {
         "tolerance": tolerance,
+        **accuracy,
         "alpha": float(alpha),
         "cutoff": float(cutoff),
         "degree": list(plan.degree),
@@ -287,7 +298,8 @@ def fit_storage(setup: BuildSetup, positions, charges, compressed, *, max_storag
         still does not fit after :data:`MAX_STORAGE_STEPS` rebuilds (or the split cannot get
         smaller) the last one is returned with a WARNING.
     """
-    tolerance = float(setup.params["tolerance"])
+    tolerance = float(setup.params["internal_tolerance"])
+    grid_tol = float(setup.params["grid_tolerance"])
     kappa = float(setup.params.get("kappa_per_A", 0.0))
     core, factors, rel_err = compressed
     split, cutoff, plan = setup.split, setup.cutoff, setup.plan
@@ -309,7 +321,7 @@ def fit_storage(setup: BuildSetup, positions, charges, compressed, *, max_storag
             break
         split = smaller
         cutoff = choose_cutoff(split, tolerance, _diagonal(setup.box_lo, setup.box_hi))
-        plan = plan_long_range(setup.box_lo, setup.box_hi, split.t_max, tolerance)
+        plan = plan_long_range(setup.box_lo, setup.box_hi, split.t_max, tolerance, grid_tolerance=grid_tol)
         coeffs = long_range_coefficients(positions, charges / setup.dielectric, plan, split)
         core, factors, rel_err = compress_coefficients(coeffs, tolerance * TUCKER_MARGIN, hooi_sweeps=hooi_sweeps)
         previous, storage = storage, tucker_storage_bytes(core, factors)
@@ -345,7 +357,7 @@ def assemble_potential(setup: BuildSetup, coeffs, positions, charges, *, ranks=N
     """
     xp = namespace_of(coeffs)
     t0 = time.perf_counter()
-    tolerance = setup.params["tolerance"]
+    tolerance = setup.params["internal_tolerance"]
     compressed = compress_coefficients(coeffs, tolerance * TUCKER_MARGIN, ranks=ranks, hooi_sweeps=hooi_sweeps)
     log.info("tucker: m=%s ranks=%s rel_err=%.1e", setup.plan.degree, tuple(compressed[0].shape), compressed[2])
     split, cutoff, plan = setup.split, setup.cutoff, setup.plan
@@ -387,6 +399,7 @@ def build_potential(
     dielectric: float = 1.0,
     kappa: float = 0.0,
     cell=None,
+    accuracy_level: int = 0,
 ):
     """Range-separated potential of point charges in the Chebyshev–Tucker format.
 
@@ -427,6 +440,10 @@ def build_potential(
     cell : (3, 3) array or box [a, b, c, α, β, γ], optional
         Periodic cell (rows are cell vectors, Å): a periodic (Ewald, tin-foil) sum over the
         cell's images, any position wrapped into it (see :mod:`.periodic`). None: free space.
+    accuracy_level : int
+        0 for the default plan; each level tightens the internal tolerances
+        (:func:`~.parameters.internal_tolerances`), which a build whose self-check missed the
+        tolerance is repaired with.
 
     Returns
     -------
@@ -439,7 +456,7 @@ def build_potential(
     t0 = time.perf_counter()
     setup = prepare_build(positions, charges, tolerance=tolerance, split=split, alpha=alpha, cutoff=cutoff,
                           degree=degree, box=box, padding=padding, spacing=spacing, dielectric=dielectric,
-                          kappa=kappa, cell=cell)
+                          kappa=kappa, cell=cell, accuracy_level=accuracy_level)
     timings["parameters"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -100,7 +100,8 @@ def grid_spacing(t_max: float, sigma: float, grid_tolerance: float) -> float:
     return 2.0 * math.pi / math.sqrt(width2 * math.log(1.0 / grid_tolerance))
 
 
-def plan_long_range(box_lo, box_hi, t_max: float, tolerance: float, *, degree=None, spacing=None) -> LongRangePlan:
+def plan_long_range(box_lo, box_hi, t_max: float, tolerance: float, *, degree=None, spacing=None,
+                    grid_tolerance: float | None = None) -> LongRangePlan:
     """Choose Chebyshev sizes and the spreading grid for long-range exponent ``t_max`` (1/Å).
 
     Parameters
@@ -114,6 +115,8 @@ def plan_long_range(box_lo, box_hi, t_max: float, tolerance: float, *, degree=No
         Override of the Chebyshev nodes per axis (degree rule of :func:`degree_for_gaussian`).
     spacing : float, optional
         Override of the grid spacing h, Å.
+    grid_tolerance : float, optional
+        Accuracy ε_g of the grid steps (default ε · :data:`GRID_MARGIN`).
     """
     lo = np.asarray(box_lo, dtype=float)
     hi = np.asarray(box_hi, dtype=float)
@@ -127,7 +130,7 @@ def plan_long_range(box_lo, box_hi, t_max: float, tolerance: float, *, degree=No
         deg = tuple(int(d) for d in degree)
     if min(deg) < 2:
         raise ValueError(f"Chebyshev degree must be ≥ 2 per axis, got {deg}")
-    grid_tol = tolerance * GRID_MARGIN
+    grid_tol = tolerance * GRID_MARGIN if grid_tolerance is None else float(grid_tolerance)
     sigma = SIGMA_FACTOR / t_max
     h = grid_spacing(t_max, sigma, grid_tol) if spacing is None else float(spacing)
     radius = sigma * math.sqrt(2.0 * math.log(1.0 / grid_tol))

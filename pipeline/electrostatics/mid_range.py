@@ -32,7 +32,13 @@ from scipy import special
 from pipeline.backend import namespace_of
 from pipeline.electrostatics.gridding import interpolate_grid, window_points
 from pipeline.electrostatics.long_range import fft_shape, gather_on_axes, long_range_grid, plan_long_range
-from pipeline.electrostatics.parameters import COST_FFT, CUTOFF_MARGIN, FFT_BYTES_PER_POINT, FFT_MEMORY_BYTES
+from pipeline.electrostatics.parameters import (
+    COST_FFT,
+    CUTOFF_MARGIN,
+    FFT_BYTES_PER_POINT,
+    FFT_MEMORY_BYTES,
+    internal_tolerance,
+)
 from pipeline.electrostatics.short_range import short_range_sum
 from pipeline.electrostatics.short_range_grid import short_range_grid
 from pipeline.electrostatics.splitting import EwaldSplit, ScreenedEwaldSplit
@@ -77,14 +83,15 @@ def _choose_alpha(potential, n_targets: float, gather_cost) -> float | None:
 
     ``gather_cost(plan)`` is the modelled CPU seconds of taking the mid-range grid to the targets.
     """
-    tolerance = float(potential.params["tolerance"])
+    tolerance = internal_tolerance(potential.params)
     density = _density(potential)
     ball = COST_TARGET_PAIR * n_targets * density * (4.0 * math.pi / 3.0)
     alpha = float(potential.split.t_max)
     root = special.erfcinv(tolerance * CUTOFF_MARGIN)
     best, best_cost = None, ball * float(potential.cutoff) ** 3
     for alpha2 in np.geomspace(1.25 * alpha, max(root / MIN_TARGET_CUTOFF, 1.3 * alpha), 16):
-        plan = plan_long_range(potential.box_lo, potential.box_hi, alpha2, tolerance, degree=2)
+        plan = plan_long_range(potential.box_lo, potential.box_hi, alpha2, tolerance, degree=2,
+                               grid_tolerance=potential.params.get("grid_tolerance"))
         n_fft = float(np.prod(fft_shape(plan.shape)))
         if FFT_BYTES_PER_POINT * n_fft > FFT_MEMORY_BYTES:
             break
@@ -113,10 +120,11 @@ def choose_points_alpha(potential, n_points: int) -> float | None:
 
 def _mid_range_grid(potential, alpha2: float):
     """(outer split, its cutoff r₂, plan, mid-range values on the plan's uniform grid)."""
-    tolerance = float(potential.params["tolerance"])
+    tolerance = internal_tolerance(potential.params)
     outer = potential.split.with_alpha(alpha2) if isinstance(potential.split, ScreenedEwaldSplit) else EwaldSplit(alpha=alpha2)
     cutoff2 = float(special.erfcinv(tolerance * CUTOFF_MARGIN) / alpha2)
-    plan = plan_long_range(potential.box_lo, potential.box_hi, alpha2, tolerance, degree=2)
+    plan = plan_long_range(potential.box_lo, potential.box_hi, alpha2, tolerance, degree=2,
+                               grid_tolerance=potential.params.get("grid_tolerance"))
     grid = long_range_grid(potential.positions, potential.sources, plan, RangeDifference(outer, potential.split))
     log.debug("targets: alpha2=%.3g 1/A cutoff %.3g A (stored %.3g A), mid-range grid %s", alpha2, cutoff2,
               potential.cutoff, plan.shape)

@@ -46,6 +46,30 @@ FFT_MEMORY_BYTES = 2.5e9
 DEFAULT_DENSITY = 0.1
 
 
+#: Each accuracy level (a build repaired after a failed self-check) divides the internal
+#: tolerances (cutoff, Chebyshev degree, Tucker) by this factor and the grid tolerance by its square.
+ACCURACY_LEVEL_FACTOR = 10.0
+
+
+def internal_tolerances(tolerance: float, accuracy_level: int = 0) -> tuple[float, float]:
+    """(internal tolerance, grid tolerance) of a build at ``accuracy_level`` (0: the default plan).
+
+    Level 0 uses ε for cutoff, degree and Tucker truncation and ε·GRID_MARGIN for the grid;
+    each level tightens them by :data:`ACCURACY_LEVEL_FACTOR` and its square. Regular lattices
+    make the small per-charge errors of the grid add up coherently, which is what the grid's
+    faster tightening repairs.
+    """
+    from pipeline.electrostatics.long_range import GRID_MARGIN
+
+    factor = ACCURACY_LEVEL_FACTOR ** (-int(accuracy_level))
+    return tolerance * factor, tolerance * GRID_MARGIN * factor * factor
+
+
+def internal_tolerance(params: dict) -> float:
+    """The internal tolerance a stored build used (its ``tolerance`` for files without one)."""
+    return float(params.get("internal_tolerance", params["tolerance"]))
+
+
 def default_box(positions, padding: float = DEFAULT_PADDING):
     """Bounding box of ``positions`` (n, 3) Å widened by ``padding`` Å on every side: (lo, hi)."""
     pos = np.asarray(positions)

@@ -210,13 +210,16 @@ class PeriodicPlan:
                    grid=tuple(data["grid"]), tau=float(data["tau"]), radius=float(data["radius"]))
 
 
-def plan_periodic(cell, t_max: float, tolerance: float, *, degree=None) -> PeriodicPlan:
-    """Grid and Chebyshev sizes for a periodic long range of exponent ``t_max`` (1/Å) in ``cell``."""
+def plan_periodic(cell, t_max: float, tolerance: float, *, degree=None, grid_tolerance: float | None = None) -> PeriodicPlan:
+    """Grid and Chebyshev sizes for a periodic long range of exponent ``t_max`` (1/Å) in ``cell``.
+
+    ``grid_tolerance`` is the accuracy ε_g of the grid steps (default ε · :data:`GRID_MARGIN`).
+    """
     import scipy.fft as sfft
 
     cell = np.asarray(cell, dtype=np.float64)
     lengths = np.linalg.norm(cell, axis=1)
-    grid_tol = tolerance * GRID_MARGIN
+    grid_tol = tolerance * GRID_MARGIN if grid_tolerance is None else float(grid_tolerance)
     log_tol = math.log(1.0 / grid_tol)
     modes = lengths * t_max * math.sqrt(log_tol) / math.pi
     grid = tuple(max(MIN_GRID, sfft.next_fast_len(int(math.ceil(2.0 * OVERSAMPLING * m)), real=True)) for m in modes)

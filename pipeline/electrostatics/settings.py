@@ -29,6 +29,8 @@ PERIODIC_MODES = ("auto", "on", "off")
 DEFAULT_MAX_STORAGE_BYTES = int(0.01 * 8 * 129**3)
 #: Default padding of the Chebyshev box around the atoms (free space), Å.
 DEFAULT_PADDING = 3.0
+#: Rebuilds at tighter internal tolerances after a self-check that missed the tolerance.
+MAX_REPAIRS = 2
 
 
 def check_tolerance(tolerance, *, name: str = "tolerance") -> float:
@@ -67,6 +69,9 @@ class PotentialSettings:
         Limit on the stored long range (0: none).
     self_check : int
         Atoms (and points) compared with an independent reference (0: off).
+    accuracy_level : int
+        Internal tightening of the first build (0: the default plan). A build whose self-check
+        misses the tolerance is rebuilt at the next levels, up to :data:`MAX_REPAIRS` times.
     seed : int
         Seed of the self-check sample.
     device : {"cpu", "cuda", "auto"}
@@ -89,6 +94,7 @@ class PotentialSettings:
     hooi_sweeps: int = 0
     max_storage_bytes: int = DEFAULT_MAX_STORAGE_BYTES
     self_check: int = 2000
+    accuracy_level: int = 0
     seed: int = 0
     device: str = "cpu"
     dielectric: float = 1.0
@@ -112,7 +118,7 @@ class PotentialSettings:
             if len(ranks) != 3 or min(ranks) < 1:
                 raise ValueError(f"{_label('ranks')} must be three integers ≥ 1, got {self.ranks!r}")
             object.__setattr__(self, "ranks", ranks)
-        for name in ("hooi_sweeps", "max_storage_bytes", "self_check", "seed"):
+        for name in ("hooi_sweeps", "max_storage_bytes", "self_check", "seed", "accuracy_level"):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f"{_label(name)} must be ≥ 0, got {getattr(self, name)!r}")
         if not self.padding >= 0:
@@ -180,6 +186,9 @@ def add_arguments(parser: argparse.ArgumentParser, *, finish: bool = True) -> No
     plan.add_argument("--degree", type=int, metavar="M", help="Chebyshev nodes per axis (default: degree rule)")
     plan.add_argument("--padding", type=float, default=d.padding, metavar="A",
                       help=f"Å added around the atoms for the free-space Chebyshev box (default {d.padding:g})")
+    plan.add_argument("--accuracy-level", type=int, default=d.accuracy_level, metavar="K",
+                      help="internal tightening of the first build; a build whose self-check misses the tolerance "
+                           f"is rebuilt at the next levels, up to {MAX_REPAIRS} times (default {d.accuracy_level})")
     medium = parser.add_argument_group("solvent and boundary conditions")
     medium.add_argument("--dielectric", type=float, default=d.dielectric, metavar="EPS_R",
                         help=f"relative permittivity of the uniform medium (default {d.dielectric:g})")

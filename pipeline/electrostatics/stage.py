@@ -9,6 +9,7 @@ against an independent reference, and write the netCDF file atomically.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
@@ -23,7 +24,7 @@ from pipeline.electrostatics.scatter import (
     structure_fingerprint,
 )
 from pipeline.electrostatics.selfcheck import self_check
-from pipeline.electrostatics.settings import PotentialSettings
+from pipeline.electrostatics.settings import MAX_REPAIRS, PotentialSettings
 from pipeline.electrostatics.storage import potential_to_dataset
 from pipeline.storage import write_netcdf
 from pipeline.structures.record import Structure, load_structure
@@ -57,7 +58,8 @@ def plan_arguments(settings: PotentialSettings, cell) -> dict:
     """Keyword arguments of :func:`~pipeline.electrostatics.build.prepare_build` from the settings."""
     return {"tolerance": settings.tolerance, "split": settings.split, "alpha": settings.alpha,
             "cutoff": settings.cutoff, "degree": settings.degree, "padding": settings.padding,
-            "dielectric": settings.dielectric, "kappa": settings.kappa, "cell": cell}
+            "dielectric": settings.dielectric, "kappa": settings.kappa, "cell": cell,
+            "accuracy_level": settings.accuracy_level}
 
 
 def medium_attrs(settings: PotentialSettings) -> dict:
@@ -66,17 +68,24 @@ def medium_attrs(settings: PotentialSettings) -> dict:
             "periodic_setting": settings.periodic}
 
 
-def finish(potential, structure: Structure, settings: PotentialSettings, timings: dict, *, output, input_file) -> dict:
-    """Potential at every atom, self-check and the potential file; returns the self-check figures."""
+def check_atoms(potential, settings: PotentialSettings, timings: dict):
+    """Potential at every atom and its self-check: (total, short, long, check)."""
     t0 = time.perf_counter()
     total, short, long = potential.at_atoms()
     synchronize(potential.xp)
     timings["atom_potentials"] = time.perf_counter() - t0
-    log.info("atom potentials: %d atoms in %.2fs", structure.n_atoms, timings["atom_potentials"])
+    log.info("atom potentials: %d atoms in %.2fs", int(potential.positions.shape[0]), timings["atom_potentials"])
     t0 = time.perf_counter()
     check = self_check(potential, total, n_sample=settings.self_check, rng=np.random.default_rng(settings.seed),
                        tolerance=settings.tolerance)
     timings["self_check"] = time.perf_counter() - t0
+    return total, short, long, check
+
+
+def write_potential(potential, atom_values, check: dict, structure: Structure, settings: PotentialSettings,
+                    timings: dict, *, output, input_file) -> None:
+    """The potential file: representation, per-atom values, self-check, settings and timings."""
+    total, short, long = atom_values
     dataset = potential_to_dataset(potential, total=total, short=short, long=long, timings=timings, selfcheck=check,
                                    structure_attrs=structure.attrs)
     dataset.attrs.update(medium_attrs(settings))
@@ -85,17 +94,47 @@ def finish(potential, structure: Structure, settings: PotentialSettings, timings
     write_netcdf(dataset, output)
     energy = 0.5 * float(np.dot(to_host(potential.charges), to_host(total)))
     log.info("wrote %s: energy %.6g e^2/A, ranks %s, %d bytes", output, energy, potential.ranks, potential.storage_bytes)
-    return check
+
+
+def _missed(check: dict, settings: PotentialSettings) -> bool:
+    return settings.self_check > 0 and bool(check["tolerance_exceeded"])
 
 
 def run_potential(structure_path, output, settings: PotentialSettings) -> dict:
-    """Build the potential of a structure file and write the potential file (``python -m pipeline potential``)."""
+    """Build the potential of a structure file and write the potential file (``python -m pipeline potential``).
+
+    The build is checked against an independent reference; when it misses the tolerance it is
+    rebuilt with tighter internal tolerances (the next accuracy levels, at most
+    :data:`~.settings.MAX_REPAIRS` times) and the file records what was done
+    (``accuracy_level``, ``repairs``). If no level meets the tolerance: ``ValueError``, nothing written.
+    """
     structure, positions, charges, cell = load_inputs(structure_path, settings)
-    potential, info = build_potential(positions, charges, ranks=settings.ranks, hooi_sweeps=settings.hooi_sweeps,
-                                      max_storage_bytes=settings.max_storage_bytes, **plan_arguments(settings, cell))
-    return finish(potential, structure, settings, dict(info["timings"]), output=output, input_file=structure_path)
-
-
+    level, repairs, spent = settings.accuracy_level, [], 0.0
+    while True:
+        potential, info = build_potential(positions, charges, ranks=settings.ranks, hooi_sweeps=settings.hooi_sweeps,
+                                          max_storage_bytes=settings.max_storage_bytes,
+                                          **{**plan_arguments(settings, cell), "accuracy_level": level})
+        timings = dict(info["timings"])
+        total, short, long, check = check_atoms(potential, settings, timings)
+        if not _missed(check, settings):
+            break
+        spent += sum(timings.values())
+        repairs.append({"accuracy_level": level, "max_rel_error": check["max_rel_error"]})
+        if len(repairs) > MAX_REPAIRS:
+            raise ValueError(
+                f"{structure_path}: the potential misses the tolerance {settings.tolerance:g} even at accuracy level "
+                f"{level} (self-check errors by level: "
+                + ", ".join(f"{r['accuracy_level']}: {r['max_rel_error']:.2e}" for r in repairs)
+                + "); ask for a looser tolerance or set alpha/cutoff/degree by hand")
+        level += 1
+        log.warning("self-check error %.2e > tolerance %.1e: rebuilding at accuracy level %d (tighter grid, cutoff, "
+                    "degree and Tucker tolerances)", check["max_rel_error"], settings.tolerance, level)
+    check = {**check, "accuracy_level": int(level), "repairs": json.dumps(repairs)}
+    if repairs:
+        timings["failed_builds"] = spent
+    write_potential(potential, (total, short, long), check, structure, settings, timings, output=output,
+                    input_file=structure_path)
+    return check
 def run_potential_chunk(structure_path, output, settings: PotentialSettings, *, chunk: int, chunks: int) -> None:
     """Scatter step: long-range coefficients of atom chunk ``chunk`` of ``chunks`` and their long range at every atom."""
     if chunks < 1:
@@ -137,4 +176,13 @@ def run_potential_gather(structure_path, chunk_files, output, settings: Potentia
                                                       hooi_sweeps=settings.hooi_sweeps, atom_long=atom_long,
                                                       max_storage_bytes=settings.max_storage_bytes)
     potential.params["chunks"] = len(chunk_files)
-    return finish(potential, structure, settings, timings, output=output, input_file=structure_path)
+    total, short, long, check = check_atoms(potential, settings, timings)
+    if _missed(check, settings):
+        raise ValueError(
+            f"{structure_path}: the gathered potential misses the tolerance {settings.tolerance:g} (self-check error "
+            f"{check['max_rel_error']:.2e}); rerun the chunks and the gather with --accuracy-level "
+            f"{settings.accuracy_level + 1}")
+    check = {**check, "accuracy_level": int(settings.accuracy_level), "repairs": "[]"}
+    write_potential(potential, (total, short, long), check, structure, settings, timings, output=output,
+                    input_file=structure_path)
+    return check
