@@ -365,6 +365,9 @@ def read_structure(
         residue_names=np.asarray(atoms.resnames).astype(str).astype(object),
         residue_ids=np.asarray(atoms.resids, dtype=np.int64),
         chain_ids=_chain_ids(atoms),
+        insertion_codes=(
+            np.array([str(c).strip() for c in atoms.icodes], dtype=object) if hasattr(atoms, "icodes") else None
+        ),
         attrs={
             "format": fmt if coord_path is None else f"{fmt}+{coordinates_fmt}",
             "charge_source": "file" if has_charges else "",
