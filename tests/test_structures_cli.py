@@ -212,3 +212,13 @@ def test_cli_subprocess_stderr_is_one_line(tmp_path):
     assert result.stderr.strip().count("\n") == 0
     assert result.stderr.startswith("error: mdanalysistests:GRO: GRO has no partial charges")
     assert not out.exists()
+
+
+def test_cli_modules_import_no_numerical_packages():
+    # `python -m pipeline ingest --help` must stay fast: parsers only, heavy imports inside run()
+    code = (
+        "import sys, pipeline.cli.ingest, pipeline.cli.lattice; "
+        "print(sorted(m for m in ('numpy', 'xarray', 'MDAnalysis', 'scipy') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

@@ -285,3 +285,52 @@ def test_primitive_rocksalt_cell_is_triclinic_fcc():
     assert shells[:, 19].min() > A / np.sqrt(2) + 0.1
     signs = structure.charges[order] * structure.charges[:, None]
     assert np.all(signs[:, 1:7] < 0) and np.all(signs[:, 7:19] > 0)
+
+
+def ewald_potentials(positions, charges, box, *, alpha_times_width=6.0, accuracy_factor=6.0):
+    """Per-ion Ewald potential (tin-foil, neutral cell, e/Å) by a plain real + reciprocal sum.
+
+    φ_i = Σ_{j,n}' q_j erfc(α r)/r + (4π/V) Σ_{k≠0} e^{−k²/4α²}/k² Re[S(k) e^{−ik·r_i}] − 2α q_i/√π,
+    with images and k vectors out to erfc and e^{−k²/4α²} below ~e^{−36}: written for this test
+    from the textbook formula, independent of the lattice module.
+    """
+    from scipy.special import erfc
+
+    cell = cell_vectors(box)  # float64 (MDAnalysis' triclinic_vectors is float32; equal to 1e-5 above)
+    volume = abs(np.linalg.det(cell))
+    width = volume / max(np.linalg.norm(np.cross(cell[(k + 1) % 3], cell[(k + 2) % 3])) for k in range(3))
+    alpha = alpha_times_width / width
+    r_cut, k_cut = accuracy_factor / alpha, 2 * alpha * accuracy_factor
+    reach = [int(np.ceil(r_cut / (volume / np.linalg.norm(np.cross(cell[(k + 1) % 3], cell[(k + 2) % 3]))))) + 1 for k in range(3)]
+    shifts = np.stack(np.meshgrid(*[np.arange(-m, m + 1) for m in reach], indexing="ij"), -1).reshape(-1, 3) @ cell
+    phi = np.zeros(len(charges))
+    for i, r_i in enumerate(positions):
+        d = np.linalg.norm((positions[None, :, :] - r_i[None, None, :]) + shifts[:, None, :], axis=2)
+        mask = (d > 1e-12) & (d < r_cut)
+        phi[i] = np.sum(np.broadcast_to(charges, d.shape)[mask] * erfc(alpha * d[mask]) / d[mask])
+    reciprocal = 2 * np.pi * np.linalg.inv(cell).T
+    reach_k = [int(np.ceil(k_cut / np.linalg.norm(reciprocal[k]))) + 1 for k in range(3)]
+    ks = np.stack(np.meshgrid(*[np.arange(-m, m + 1) for m in reach_k], indexing="ij"), -1).reshape(-1, 3) @ reciprocal
+    k2 = np.sum(ks * ks, axis=1)
+    ks, k2 = ks[(k2 > 0) & (k2 < k_cut**2)], k2[(k2 > 0) & (k2 < k_cut**2)]
+    structure_factor = np.exp(1j * ks @ positions.T) @ charges  # S(k) = Σ q_j e^{ik·r_j}
+    phases = np.exp(-1j * positions @ ks.T)  # (n, K)
+    phi += (4 * np.pi / volume) * np.real(phases @ (np.exp(-k2 / (4 * alpha**2)) / k2 * structure_factor))
+    return phi - 2 * alpha * charges / np.sqrt(np.pi)
+
+
+@pytest.mark.parametrize(
+    ("lattice_type", "cell", "madelung", "r0_over_a"),
+    [
+        ("rocksalt", "conventional", NACL_MADELUNG, 0.5),
+        ("rocksalt", "primitive", NACL_MADELUNG, 0.5),
+        ("cscl", "conventional", MADELUNG["cscl"][0], MADELUNG["cscl"][1]),
+        ("zincblende", "conventional", MADELUNG["zincblende"][0], MADELUNG["zincblende"][1]),
+    ],
+)
+def test_periodic_cells_give_the_madelung_constants_by_ewald(lattice_type, cell, madelung, r0_over_a):
+    structure = make_lattice(lattice_type, 1, A, periodic=True, cell=cell)
+    phi = ewald_potentials(structure.positions, structure.charges, structure.attrs["box"])
+    # every ion: φ_i = −M z_i / r0 for charges ±z (a unit charge scale z = |q|)
+    expected = -madelung * structure.charges / (r0_over_a * A)
+    np.testing.assert_allclose(phi, expected, rtol=1e-10, atol=0)
