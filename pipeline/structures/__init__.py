@@ -17,7 +17,7 @@ _EXPORTS = {
     "structure_to_dataset": "pipeline.structures.record",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = ["Structure", "load_structure", "make_lattice", "structure_to_dataset"]
 
 
 def __getattr__(name: str):

@@ -313,7 +313,7 @@ def _weighted_cube(lattice: str, n: int, a: float, termination: str) -> Structur
     z = float(spec["charge"])
     cations_q = np.rint(4 * np.asarray(spec["cations"])).astype(np.int64)
     anions_q = cations_q + np.rint(4 * np.asarray(spec["anion_offset"])).astype(np.int64)
-    components = [(weight, int(round(4 * (n + offset)))) for weight, offset in EVJEN_COMPONENTS[lattice][termination]]
+    components = [(weight, round(4 * (n + offset))) for weight, offset in EVJEN_COMPONENTS[lattice][termination]]
     h_max = max(h for _, h in components)
     sites, charges, is_anion = [], [], []
     for code, sign, basis in ((0, 1.0, cations_q), (1, -1.0, anions_q)):
