@@ -65,6 +65,8 @@ def test_ingest_tpr_gro_round_trip_keeps_box(tmp_path):
         (["--type", "cscl", "--cells", "3"], 54),
         (["--type", "zincblende", "--cells", "2"], 64),
         (["--type", "evjen", "--cells", "2"], 125),
+        (["--type", "evjen_cscl", "--cells", "2", "--termination", "anion"], 341),
+        (["--type", "evjen_zincblende", "--cells", "1"], 171),
     ],
 )
 def test_lattice_cli_round_trip(tmp_path, args, n_atoms):
@@ -75,6 +77,22 @@ def test_lattice_cli_round_trip(tmp_path, args, n_atoms):
     assert abs(structure.charges.sum()) < 1e-12
     assert structure.attrs["charge_source"] == "lattice" and structure.attrs["lattice_type"] == args[1]
     assert structure.attrs["structure_id"] == f"{args[1]}_n{args[3]}"
+
+
+def test_lattice_cli_periodic_writes_the_box(tmp_path):
+    out = tmp_path / "periodic.nc"
+    common = ["lattice", "--type", "rocksalt", "--cells", "2", "--lattice-constant", "5.64"]
+    assert main([*common, "--periodic", "-o", str(out)]) == 0
+    structure = load_structure(out)
+    np.testing.assert_allclose(structure.attrs["box"], [11.28, 11.28, 11.28, 90, 90, 90], rtol=1e-15)
+    assert structure.attrs["periodic"] == 1 and structure.n_atoms == 64
+    assert main([*common, "--periodic", "--cell", "primitive", "-o", str(out)]) == 0
+    structure = load_structure(out)
+    length = 2 * 5.64 / np.sqrt(2)
+    np.testing.assert_allclose(structure.attrs["box"], [length, length, length, 60, 60, 60], rtol=1e-15)
+    assert structure.n_atoms == 16 and structure.attrs["cell"] == "primitive"
+    assert main([*common, "-o", str(out)]) == 0
+    assert len(load_structure(out).attrs["box"]) == 0
 
 
 def test_lattice_cli_vacancies_and_impurities(tmp_path):
@@ -143,6 +161,14 @@ def bad_inputs(tmp_path):
             ["lattice", "--type", "evjen", "--cells", "0", "--lattice-constant", "4"],
             "n must be an integer >= 1",
         ),
+        "termination": (
+            ["lattice", "--type", "evjen", "--cells", "2", "--lattice-constant", "4", "--termination", "anion"],
+            "termination does not apply to the rock-salt Evjen cube",
+        ),
+        "primitive": (
+            ["lattice", "--type", "rocksalt", "--cells", "2", "--lattice-constant", "4", "--cell", "primitive"],
+            "the primitive cell is a periodic cell",
+        ),
     }
 
 
@@ -160,6 +186,8 @@ def bad_inputs(tmp_path):
         "name",
         "lattice",
         "cells",
+        "termination",
+        "primitive",
     ],
 )
 def test_cli_bad_input_exit_status_message_and_no_output(tmp_path, capsys, case):
@@ -184,3 +212,13 @@ def test_cli_subprocess_stderr_is_one_line(tmp_path):
     assert result.stderr.strip().count("\n") == 0
     assert result.stderr.startswith("error: mdanalysistests:GRO: GRO has no partial charges")
     assert not out.exists()
+
+
+def test_cli_modules_import_no_numerical_packages():
+    # `python -m pipeline ingest --help` must stay fast: parsers only, heavy imports inside run()
+    code = (
+        "import sys, pipeline.cli.ingest, pipeline.cli.lattice; "
+        "print(sorted(m for m in ('numpy', 'xarray', 'MDAnalysis', 'scipy') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

@@ -18,9 +18,16 @@ import pytest
 from MDAnalysisTests import datafiles
 
 from pipeline.storage import write_netcdf
-from pipeline.structures.forcefield import assign_charges, failure_reason
+from pipeline.structures.forcefield import (
+    GROUP_ABOVE,
+    assign_charges,
+    dropped_residues,
+    failure_reason,
+    missing_residues,
+    pdb2pqr_command,
+)
 from pipeline.structures.ingest import ingest
-from pipeline.structures.record import load_structure, structure_to_dataset
+from pipeline.structures.record import Structure, load_structure, structure_to_dataset
 
 AMBER_ALA = {
     "N": -0.4157,
@@ -152,3 +159,135 @@ def test_failure_reason_picks_critical_lines():
     dated = "2026-01-01 10:00:00,000 CRITICAL:main.py:850:main_driver:Something: broke\n"
     assert failure_reason(dated) == "Something: broke"
     assert failure_reason("Traceback\nValueError: bad input\n") == "ValueError: bad input"
+
+
+def hiv_protease_variant(path, *, chain_ids=True):
+    """Chain A of 4E43 with CYS 67 as S-hydroxycysteine CSO (HETATM, with its OD) and GOL 104 renamed XK2.
+
+    CSO and XK2 are the modified residue and the inhibitor of 1HVR (HIV-1 protease), placed
+    here at 4E43's coordinates. Without ``chain_ids`` the chain column is blank.
+    """
+    lines = []
+    for line in open(datafiles.PDB_full):
+        if not line.startswith(("ATOM", "HETATM")) or line[21] != "A":
+            continue
+        name, resname, resid = line[12:16].strip(), line[17:20], int(line[22:26])
+        if line.startswith("HETATM") and not (resname == "GOL" and resid == 104):
+            continue
+        if resname == "GOL":
+            line = "HETATM" + line[6:17] + "XK2" + line[20:]
+        if resname == "CYS" and resid == 67:
+            line = "HETATM" + line[6:17] + "CSO" + line[20:]
+        new = [line]
+        if resname == "CYS" and resid == 67 and name == "SG":
+            x, y, z = (float(line[i : i + 8]) for i in (30, 38, 46))
+            new.append(line[:12] + " OD " + line[16:30] + f"{x + 1.2:8.3f}{y + 0.8:8.3f}{z:8.3f}" + line[54:76] + " O\n")
+        lines += [item if chain_ids else item[:21] + " " + item[22:] for item in new]
+    path.write_text("".join(lines) + "END\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def chainless_variant(tmp_path_factory):
+    return hiv_protease_variant(tmp_path_factory.mktemp("pdb") / "hiv_protease.pdb", chain_ids=False)
+
+
+def test_chainless_pdb_reports_only_what_pdb2pqr_left_out(chainless_variant, caplog):
+    # before the fix every residue counted as dropped: the input chain '' never matched pdb2pqr's 'A'
+    with caplog.at_level("INFO", logger="pipeline.structures.forcefield"):
+        structure = ingest(chainless_variant, forcefield="CHARMM")
+    dropped = [item for item in structure.attrs["dropped"] if not item["what"].startswith("alternate")]
+    assert [item["what"] for item in dropped] == ["residue CSO 67 (7 atoms)", "residue XK2 104 (6 atoms)"]
+    assert "modified amino acid" in dropped[0]["why"] and "no CHARMM parameters for CSO" in dropped[0]["why"]
+    assert "ligand" in dropped[1]["why"] and "MOL2" in dropped[1]["why"]
+    warnings = [record for record in caplog.records if record.levelname == "WARNING"]
+    assert len(warnings) == 1 and "CSO, XK2" in warnings[0].getMessage()
+    # every other residue of the input is in the output: 99 residues of chain A minus CSO 67
+    kept = set(zip(structure.chain_ids, structure.residue_ids))
+    assert kept == {("A", number) for number in range(1, 100) if number != 67}
+
+
+def test_ph_and_naming_scheme_reach_pdb2pqr(chainless_variant):
+    standard = ingest(chainless_variant, forcefield="AMBER")
+    acidic = ingest(chainless_variant, forcefield="AMBER", ph=2.0, ffout="CHARMM")
+    assert "--titration-state-method propka --with-ph=2 --ffout=CHARMM" in acidic.attrs["pdb2pqr_options"]
+    assert acidic.attrs["ph"] == 2.0 and acidic.attrs["ffout"] == "CHARMM" and np.isnan(standard.attrs["ph"])
+    # pH 2: PROPKA protonates the carboxylates and histidines; measured +3 e → +12 e for this chain
+    assert round(standard.charges.sum(), 6) == 3.0 and round(acidic.charges.sum(), 6) == 12.0
+    assert {"ASPP", "GLUP", "HSP"} <= set(acidic.residue_names) and "ASPP" not in set(standard.residue_names)
+    assert [d["what"] for d in acidic.attrs["dropped"] if d["what"].startswith("residue")] == [
+        "residue CSO 67 (7 atoms)",
+        "residue XK2 104 (6 atoms)",
+    ]
+
+
+def test_pdb2pqr_command_options(tmp_path):
+    command = pdb2pqr_command(tmp_path / "in.pdb", tmp_path / "out.pqr", "PARSE", ph=7.4, ffout="AMBER")
+    assert command[3:] == [
+        "--ff=PARSE",
+        "--whitespace",
+        "--keep-chain",
+        "--titration-state-method",
+        "propka",
+        "--with-ph=7.4",
+        "--ffout=AMBER",
+        "--log-level=INFO",
+        str(tmp_path / "in.pdb"),
+        str(tmp_path / "out.pqr"),
+    ]
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [({"ph": 15}, r"ph must be a number in \[0, 14\]"), ({"ffout": "OPLS"}, "ffout must be one of")])
+def test_pdb2pqr_option_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        assign_charges(datafiles.PDB_full, "PDB", "AMBER", **kwargs)
+
+
+def test_pdb2pqr_options_need_a_forcefield():
+    with pytest.raises(ValueError, match="'ph' is a pdb2pqr option and needs a force field"):
+        ingest("mdanalysistests:PDB_full", ph=7.0)
+
+
+def residue_structure(rows):
+    """A Structure with one atom per (chain, number, code, name) row."""
+    chains, numbers, codes, names = (np.array(column, dtype=object) for column in zip(*rows))
+    n = len(rows)
+    return Structure(
+        positions=np.zeros((n, 3)),
+        charges=np.zeros(n),
+        atom_names=np.full(n, "CA", dtype=object),
+        residue_names=names,
+        residue_ids=np.asarray(numbers, dtype=np.int64),
+        chain_ids=chains,
+        insertion_codes=codes,
+    )
+
+
+def test_residue_matching_chains_insertion_codes_and_repeats():
+    before = residue_structure(
+        [("", 1, "", "ALA"), ("", 2, "", "GLY"), ("", 2, "A", "SER"), ("", 3, "", "LIG"), ("", 1, "", "ALA")]
+        + [("B", 5, "", "HOH"), ("B", 6, "", "XK2")]
+    )
+    # pdb2pqr: the blank chain became 'A', insertion code kept, the second residue 1 kept, LIG and XK2 gone
+    after = residue_structure(
+        [("A", 1, "", "ALA"), ("A", 2, "", "GLY"), ("A", 2, "A", "SER"), ("A", 1, "", "ALA"), ("B", 5, "", "HOH")]
+    )
+    assert [(chain, number, code, name) for chain, number, code, name, *_ in missing_residues(before, after)] == [
+        ("", 3, "", "LIG"),
+        ("B", 6, "", "XK2"),
+    ]
+    # an insertion code is part of the residue: 2A missing is reported even though 2 is present
+    without_2a = residue_structure([("A", 1, "", "ALA"), ("A", 2, "", "GLY"), ("A", 1, "", "ALA"), ("B", 5, "", "HOH")])
+    assert [(number, code) for _, number, code, *_ in missing_residues(before, without_2a)] == [(2, "A"), (3, ""), (6, "")]
+
+
+def test_many_dropped_residues_of_one_name_form_one_entry():
+    waters = [("", 100 + k, "", "SOL") for k in range(GROUP_ABOVE + 1)]
+    before = residue_structure([("", 1, "", "ALA"), *waters, ("", 200, "", "NA")])
+    after = residue_structure([("A", 1, "", "ALA")])
+    dropped = dropped_residues(before, after, "AMBER")
+    assert [item["what"] for item in dropped] == [
+        f"{GROUP_ABOVE + 1} residues SOL ({GROUP_ABOVE + 1} atoms): 100 to {100 + GROUP_ABOVE}",
+        "residue NA 200 (1 atoms)",
+    ]
+    assert "rename it HOH" in dropped[0]["why"]

@@ -84,6 +84,9 @@ def test_resolve_mdanalysistests_names_and_folders():
         ("a.gro", "GRO"),
         ("a.tpr", "TPR"),
         ("a.psf", "PSF"),
+        ("system.data", "DATA"),  # MDAnalysis topology formats beyond the table
+        ("system.data.bz2", "DATA"),
+        ("ligand.mol2", "MOL2"),
     ],
 )
 def test_detect_format_from_extension(name, expected):
@@ -181,3 +184,49 @@ def test_decimal_float64_recovers_file_decimals_and_keeps_float64_values():
     np.testing.assert_array_equal(decimal_float64(from_reader), [-0.3, 0.33, 1.2345678])
     genuine = np.array([-0.3, 1 / 3, 0.1 / 18.2223])  # not float32 values: untouched
     np.testing.assert_array_equal(decimal_float64(genuine), genuine)
+
+
+def lammps_atoms(path):
+    """{atom id: (charge, x, y, z)} from the Atoms section of a LAMMPS data file (atom style full)."""
+    import bz2
+
+    lines = bz2.open(path, "rt").read().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == "Atoms") + 2
+    atoms = {}
+    for line in lines[start:]:
+        fields = line.split()
+        if not fields:
+            break
+        atoms[int(fields[0])] = tuple(float(v) for v in fields[3:7])
+    lengths = {}
+    for line in lines[:start]:
+        fields = line.split()
+        if len(fields) == 4 and fields[2].endswith("lo") and fields[3].endswith("hi"):
+            lengths[fields[2][0]] = float(fields[1]) - float(fields[0])
+    return atoms, [lengths[axis] for axis in "xyz"]
+
+
+def test_lammps_data_file_with_charges(tmp_path):
+    # ifabp_apo_100mM.data.bz2: atom style full (id, molecule, type, q, x, y, z), units real (Å)
+    structure = ingest("mdanalysistests:LAMMPSdata2")
+    atoms, lengths = lammps_atoms(datafiles.LAMMPSdata2)
+    ordered = np.array([atoms[k] for k in sorted(atoms)])
+    assert structure.n_atoms == len(atoms) == 12421 and structure.attrs["format"] == "DATA"
+    np.testing.assert_array_equal(structure.charges, ordered[:, 0])  # file decimals, exactly
+    np.testing.assert_allclose(structure.positions, ordered[:, 1:], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(structure.attrs["box"][:3], lengths, rtol=1e-6)
+    assert structure.attrs["charge_source"] == "file" and abs(structure.charges.sum()) < 1e-9
+    # a name MDAnalysis knows, given explicitly for an extension it does not
+    renamed = tmp_path / "ifabp.lmp.bz2"
+    renamed.write_bytes(open(datafiles.LAMMPSdata2, "rb").read())
+    with pytest.raises(ValueError, match=r"ifabp.lmp.bz2: cannot tell the format from the extension \.lmp"):
+        ingest(renamed)
+    np.testing.assert_array_equal(ingest(renamed, fmt="data").charges, structure.charges)
+
+
+def test_mdanalysis_formats_without_charges_or_with_overlaps_are_refused():
+    with pytest.raises(ValueError, match="mdanalysistests:XYZ_mini: XYZ has no partial charges"):
+        ingest("mdanalysistests:XYZ_mini")
+    # datatest.data places pairs of atoms at the same point: refused, naming 0-based indices as such
+    with pytest.raises(ValueError, match=r"LAMMPSdata: atom index \d+ .* and atom index \d+ .* sit at the same position"):
+        ingest("mdanalysistests:LAMMPSdata")

@@ -138,7 +138,7 @@ def test_nan_coordinate_names_the_atom(tmp_path):
     )
     with pytest.raises(ValueError) as info:
         ingest(path)
-    assert_one_line(str(info.value), "nan.pqr", "atom 5 (HA MET 1)", "non-finite z coordinate")
+    assert_one_line(str(info.value), "nan.pqr", "atom index 5 (HA MET 1)", "non-finite z coordinate")
 
 
 def test_two_atoms_at_one_position_names_the_pair(tmp_path):
@@ -148,7 +148,7 @@ def test_two_atoms_at_one_position_names_the_pair(tmp_path):
     lines[PQR_FIRST_ATOM + 7] = " ".join(fields[:5] + copy[5:8] + fields[8:])  # x y z of atom 2
     with pytest.raises(ValueError) as info:
         ingest(write(tmp_path, "dup.pqr", lines))
-    assert_one_line(str(info.value), "dup.pqr", "atom 2 (", "atom 7 (", "same position")
+    assert_one_line(str(info.value), "dup.pqr", "atom index 2 (", "atom index 7 (", "same position")
 
 
 def test_charges_absent_without_forcefield():
@@ -166,7 +166,7 @@ def test_charges_absent_without_forcefield():
 def test_check_positions_direct():
     positions = np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [1.0, 0.0, 5e-4]])
     structure = Structure(positions=positions, charges=np.zeros(3))
-    with pytest.raises(ValueError, match=r"s: atom 1 and atom 2 sit at the same position \(distance 5.0e-04"):
+    with pytest.raises(ValueError, match=r"s: atom index 1 and atom index 2 sit at the same position \(distance 5.0e-04"):
         check_positions(structure, "s")
     check_positions(Structure(positions=positions[:2], charges=np.zeros(2)), "s")
     with pytest.raises(ValueError, match="s: zero atoms"):

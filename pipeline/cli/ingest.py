@@ -6,27 +6,28 @@ import argparse
 import logging
 import time
 
-import numpy as np
-
-from pipeline.storage import write_netcdf
-from pipeline.structures.forcefield import FORCEFIELDS
-from pipeline.structures.ingest import ingest
-from pipeline.structures.record import structure_to_dataset
+from pipeline.structures.choices import FFOUT_NAMES, FORCEFIELDS
 
 log = logging.getLogger(__name__)
 
 DESCRIPTION = """\
-Read one structure (PQR, PDB, GRO, mmCIF, or a PSF/TPR/PRMTOP topology with a coordinate
-file) and write the normalised structure record: positions (Å), partial charges (e), radii,
-elements, residue and chain labels, provenance. SOURCE is a path or mdanalysistests:NAME for a
-data file of the MDAnalysisTests package (e.g. mdanalysistests:PQR, mdanalysistests:TPR).
-Files without partial charges (PDB, mmCIF) need --forcefield: pdb2pqr adds hydrogens and
-assigns charges and radii; residues it cannot parameterise are listed in the 'dropped'
-attribute. Nothing is written when a check fails."""
+Read one structure (PQR, PDB, GRO, mmCIF, a PSF/TPR/PRMTOP topology with a coordinate
+file, or any other topology format MDAnalysis reads, e.g. a LAMMPS data file with
+--format DATA) and write the normalised structure record: positions (Å), partial charges
+(e), radii, elements, residue and chain labels, provenance. SOURCE is a path or
+mdanalysistests:NAME for a data file of the MDAnalysisTests package (e.g.
+mdanalysistests:PQR, mdanalysistests:TPR). Files without partial charges (PDB, mmCIF) need
+--forcefield: pdb2pqr adds hydrogens and assigns charges and radii (--ph: protonation
+states from PROPKA at that pH; --ffout: residue and atom names of another force field).
+Residues it cannot parameterise (ligands, modified residues such as CSO, unknown waters and
+ions) are left out, named in a warning and listed in the record's 'dropped' attribute; to
+keep a ligand, ingest a topology with its charges (PQR, PSF, TPR, PRMTOP). --pqr also
+writes the charged structure as PQR. Nothing is written when a check fails."""
 
 EPILOG = """\
 Example: python -m pipeline ingest mdanalysistests:TPR --coordinates mdanalysistests:GRO -o results/structures/adk.nc
-         python -m pipeline ingest protein.pdb --forcefield AMBER -o results/structures/protein.nc"""
+         python -m pipeline ingest protein.pdb --forcefield AMBER --ph 7.4 --pqr protein.pqr -o results/structures/protein.nc
+         python -m pipeline ingest mdanalysistests:LAMMPSdata -o results/structures/lammps.nc"""
 
 
 def quiet_mdanalysis(verbose: bool) -> None:
@@ -61,7 +62,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--format",
         dest="fmt",
         metavar="FMT",
-        help="format of SOURCE (pqr, pdb, gro, cif, psf, tpr, prmtop); default from the extension",
+        help="format of SOURCE (pqr, pdb, gro, cif, psf, tpr, prmtop, or an MDAnalysis topology format such as "
+        "DATA, MOL2, XYZ); default from the extension",
+    )
+    parser.add_argument(
+        "--ph",
+        type=float,
+        metavar="PH",
+        help="with --forcefield: protonation states from PROPKA at this pH (pdb2pqr --titration-state-method propka)",
+    )
+    parser.add_argument(
+        "--ffout",
+        choices=FFOUT_NAMES,
+        type=str.upper,
+        help="with --forcefield: residue and atom names of this force field in the output (pdb2pqr --ffout)",
+    )
+    parser.add_argument(
+        "--pqr",
+        metavar="OUT.pqr",
+        help="also write the charged structure as a PQR file (positions, charges, radii), after the record",
     )
     parser.add_argument(
         "--id",
@@ -73,7 +92,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Ingest ``args.source`` and write ``args.output``; returns the exit status."""
+    """Ingest ``args.source`` and write ``args.output`` (and ``args.pqr``); returns the exit status."""
+    import numpy as np
+
+    from pipeline.storage import write_netcdf
+    from pipeline.structures.ingest import ingest
+    from pipeline.structures.pqr import write_pqr
+    from pipeline.structures.record import structure_to_dataset
+
     quiet_mdanalysis(getattr(args, "verbose", False))
     start = time.perf_counter()
     structure = ingest(
@@ -82,8 +108,12 @@ def run(args: argparse.Namespace) -> int:
         forcefield=args.forcefield,
         fmt=args.fmt,
         structure_id=args.structure_id,
+        ph=args.ph,
+        ffout=args.ffout,
     )
     write_netcdf(structure_to_dataset(structure), args.output)
+    if args.pqr:
+        write_pqr(structure, args.pqr)
     log.info(
         "ingest %s -> %s: %d atoms, net charge %+.4f e, charges from %s, %d dropped, %.2fs",
         args.source,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.structures.forcefield import assign_charges, check_forcefield
+from pipeline.structures.forcefield import assign_charges, check_ffout, check_forcefield, check_ph
 from pipeline.structures.readers import detect_format, read_structure, resolve_source
 from pipeline.structures.record import Structure
 from pipeline.structures.validation import check_charges, check_file, check_format, check_positions
@@ -37,6 +37,8 @@ def ingest(
     forcefield: str | None = None,
     fmt: str | None = None,
     structure_id: str | None = None,
+    ph: float | None = None,
+    ffout: str | None = None,
 ) -> Structure:
     """Read a structure file into the normalised record with charges and provenance.
 
@@ -55,6 +57,10 @@ def ingest(
     structure_id : str, optional
         Identifier stored in the record (default: the file name without extensions, also for
         ``mdanalysistests:PQR`` → ``adk_open``).
+    ph : float, optional
+        pH of the PROPKA protonation states pdb2pqr assigns (needs ``forcefield``).
+    ffout : str, optional
+        pdb2pqr naming scheme of the output (needs ``forcefield``).
 
     Returns
     -------
@@ -86,18 +92,25 @@ def ingest(
         check_format(coord_path, coord_fmt)
     if forcefield is not None:
         forcefield = check_forcefield(forcefield)
+    ph, ffout = check_ph(ph), check_ffout(ffout)
+    if forcefield is None and (ph is not None or ffout is not None):
+        option = "ph" if ph is not None else "ffout"
+        raise ValueError(f"{label}: '{option}' is a pdb2pqr option and needs a force field (--forcefield)")
     structure = read_structure(path, fmt, coordinates=coord_path, coordinates_fmt=coord_fmt)
     check_positions(structure, label)
     if structure.attrs.get("charge_source") == "file":
         if forcefield is not None:
-            log.info("%s has partial charges: --forcefield %s ignored", label, forcefield)
+            ignored = " ".join(
+                f"--{flag} {value}" for flag, value in (("forcefield", forcefield), ("ph", ph), ("ffout", ffout)) if value
+            )
+            log.warning("%s has partial charges: %s ignored", label, ignored)
     elif forcefield is not None:
         if coord_path is not None:
             raise ValueError(
                 f"{label}: force-field charges are assigned to a single PDB or mmCIF file, not with --coordinates"
             )
         read_attrs = structure.attrs
-        structure = assign_charges(path, fmt, forcefield, name=label)
+        structure = assign_charges(path, fmt, forcefield, name=label, ph=ph, ffout=ffout)
         structure.attrs.update(format=read_attrs["format"], n_frames=read_attrs["n_frames"])
         check_positions(structure, f"{label} (pdb2pqr output)")
     check_charges(structure, label, fmt)

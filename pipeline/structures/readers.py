@@ -23,6 +23,14 @@ PRMTOP     .prmtop .parm7 .top (AMBER)  yes             ``coordinates`` required
 Coordinate files for a topology: DCD, PDB, GRO, PQR, INPCRD (.inpcrd .rst7 .restrt), TRR,
 XTC, NCDF (.nc .ncdf), TRJ (.mdcrd .trj .crdbox), CRD. Only the first frame is used; the
 number of frames is kept in ``attrs["n_frames"]``.
+
+Any other file-based topology format of MDAnalysis (its parser names: ``DATA`` for LAMMPS data
+files, ``MOL2``, ``TXYZ``, ``DMS``, ``GSD``, ``CONFIG``...) is read too, from its extension or
+named with ``fmt``, and passed to MDAnalysis as ``topology_format`` (and ``format`` when
+MDAnalysis has a coordinate reader of that name). Such files count as having charges when
+MDAnalysis gives them a ``charges`` attribute; positions are taken as Å (MDAnalysis' unit: a
+LAMMPS data file must use ``units real`` or ``metal``). Missing names become atom types,
+missing residue names ``""`` and missing residue numbers 1.
 """
 
 from __future__ import annotations
@@ -81,6 +89,9 @@ COORDINATE_FORMATS = ("DCD", "PDB", "GRO", "PQR", "INPCRD", "TRR", "XTC", "NCDF"
 BINARY_FORMATS = ("TPR", "DCD", "TRR", "XTC", "NCDF")
 #: Compression suffixes handled for text formats.
 COMPRESSION_SUFFIXES = (".gz", ".bz2")
+
+#: MDAnalysis topology formats that are not files, or carry nothing but coordinates.
+_NOT_FILE_FORMATS = ("MINIMAL", "PARMED", "RDKIT", "OPENMMTOPOLOGY", "OPENMMAPP")
 
 #: Placeholder segment identifier MDAnalysis invents when a file has none.
 _PLACEHOLDER_SEGID = "SYSTEM"
@@ -147,6 +158,20 @@ def _strip_compression(path: Path) -> tuple[str, str]:
     return name, ""
 
 
+def mdanalysis_format(path: str | os.PathLike, fmt: str | None = None) -> str | None:
+    """Name of the MDAnalysis topology parser for ``path`` (from ``fmt`` or the extension), or None."""
+    from MDAnalysis.topology.core import get_parser_for
+
+    try:
+        parser = get_parser_for(str(path), format=None if fmt is None else str(fmt).strip().upper())
+    except (ValueError, TypeError):
+        return None
+    names = parser.format if isinstance(parser.format, (list, tuple)) else [parser.format]
+    if not names or str(names[0]).upper() in _NOT_FILE_FORMATS:
+        return None
+    return str(fmt).strip().upper() if fmt is not None else str(names[0]).upper()
+
+
 def detect_format(path: str | os.PathLike, fmt: str | None = None) -> str:
     """Canonical format of ``path`` from its extension, or ``fmt`` normalised.
 
@@ -160,7 +185,8 @@ def detect_format(path: str | os.PathLike, fmt: str | None = None) -> str:
     Returns
     -------
     str
-        One of the keys' values of :data:`EXTENSION_FORMATS`.
+        One of the values of :data:`EXTENSION_FORMATS`, else the name of an MDAnalysis
+        topology format (e.g. ``"DATA"`` for a LAMMPS data file).
 
     Raises
     ------
@@ -171,19 +197,26 @@ def detect_format(path: str | os.PathLike, fmt: str | None = None) -> str:
     if fmt is not None:
         key = str(fmt).strip().lower().lstrip(".")
         canonical = EXTENSION_FORMATS.get(key) or (key.upper() if key.upper() in EXTENSION_FORMATS.values() else None)
+        canonical = canonical or mdanalysis_format(path, key)
         if canonical is None:
             known = sorted(set(EXTENSION_FORMATS.values()))
-            raise ValueError(f"{path}: unknown format {fmt!r}; expected one of {', '.join(known)}")
+            raise ValueError(
+                f"{path}: unknown format {fmt!r}; expected one of {', '.join(known)} "
+                "or an MDAnalysis topology format (e.g. DATA, MOL2, TXYZ)"
+            )
         return canonical
     stem, _ = _strip_compression(path)
     extension = stem.rsplit(".", 1)[-1].lower() if "." in stem else ""
-    if extension not in EXTENSION_FORMATS:
+    if extension in EXTENSION_FORMATS:
+        return EXTENSION_FORMATS[extension]
+    canonical = mdanalysis_format(path) if extension else None
+    if canonical is None:
         known = " ".join(f".{e}" for e in sorted(EXTENSION_FORMATS))
         raise ValueError(
             f"{path}: cannot tell the format from the extension {('.' + extension) if extension else '(none)'}; "
-            f"pass --format (known extensions: {known})"
+            f"pass --format (known extensions: {known}, and those of MDAnalysis' topology formats)"
         )
-    return EXTENSION_FORMATS[extension]
+    return canonical
 
 
 def decimal_float64(values) -> np.ndarray:
@@ -223,10 +256,19 @@ def _elements(atoms) -> np.ndarray:
         elements = np.full(n_atoms, "", dtype=object)
     missing = elements == ""
     if missing.any():
-        guessed = DefaultGuesser(None).guess_types(np.asarray(atoms.names)[missing])
+        names = atoms.names if hasattr(atoms, "names") else atoms.types
+        guessed = DefaultGuesser(None).guess_types(np.asarray(names)[missing])
         elements[missing] = [_normalise_element(e) for e in guessed]
         log.debug("guessed %d element(s) from atom names", int(missing.sum()))
     return elements
+
+
+def _labels_or(atoms, attributes: tuple[str, ...], n_atoms: int) -> np.ndarray:
+    """The first of ``attributes`` the atoms have, as str objects; "" for every atom when none."""
+    for attribute in attributes:
+        if hasattr(atoms, attribute):
+            return np.asarray(getattr(atoms, attribute)).astype(str).astype(object)
+    return np.full(n_atoms, "", dtype=object)
 
 
 def _chain_ids(atoms) -> np.ndarray:
@@ -240,6 +282,16 @@ def _chain_ids(atoms) -> np.ndarray:
     return chains
 
 
+def _has_reader(fmt: str) -> bool:
+    from MDAnalysis.coordinates.core import get_reader_for
+
+    try:
+        get_reader_for("x", format=fmt)
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
 def _open_universe(topology: Path, topology_format: str, coordinates: Path | None, coordinate_format: str | None):
     import MDAnalysis as mda
 
@@ -248,7 +300,7 @@ def _open_universe(topology: Path, topology_format: str, coordinates: Path | Non
     if coordinates is not None:
         args.append(str(coordinates))
         kwargs["format"] = coordinate_format
-    elif topology_format not in TOPOLOGY_ONLY_FORMATS:
+    elif topology_format not in TOPOLOGY_ONLY_FORMATS and _has_reader(topology_format):
         kwargs["format"] = topology_format
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -316,8 +368,11 @@ def read_structure(
         message, on one line, naming the file).
     """
     path = Path(path)
-    if fmt not in STRUCTURE_FORMATS:
-        raise ValueError(f"{path}: format {fmt} holds coordinates only; expected one of {', '.join(STRUCTURE_FORMATS)}")
+    if fmt not in STRUCTURE_FORMATS and (fmt in EXTENSION_FORMATS.values() or mdanalysis_format(path, fmt) is None):
+        raise ValueError(
+            f"{path}: format {fmt} holds coordinates only; expected one of {', '.join(STRUCTURE_FORMATS)} "
+            "or an MDAnalysis topology format"
+        )
     coord_path = None if coordinates is None else Path(coordinates)
     if coord_path is None and fmt in TOPOLOGY_ONLY_FORMATS:
         raise ValueError(
@@ -361,10 +416,13 @@ def read_structure(
         charges=charges,
         radii=radii,
         elements=_elements(atoms),
-        atom_names=np.asarray(atoms.names).astype(str).astype(object),
-        residue_names=np.asarray(atoms.resnames).astype(str).astype(object),
-        residue_ids=np.asarray(atoms.resids, dtype=np.int64),
+        atom_names=_labels_or(atoms, ("names", "types"), n_atoms),
+        residue_names=_labels_or(atoms, ("resnames",), n_atoms),
+        residue_ids=np.asarray(atoms.resids, dtype=np.int64) if hasattr(atoms, "resids") else np.ones(n_atoms, np.int64),
         chain_ids=_chain_ids(atoms),
+        insertion_codes=(
+            np.array([str(c).strip() for c in atoms.icodes], dtype=object) if hasattr(atoms, "icodes") else None
+        ),
         attrs={
             "format": fmt if coord_path is None else f"{fmt}+{coordinates_fmt}",
             "charge_source": "file" if has_charges else "",

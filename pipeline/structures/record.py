@@ -12,6 +12,7 @@ element       (atom,)         1      element symbol ("" when unknown)
 atom_name     (atom,)         1      atom name from the file
 residue_name  (atom,)         1      residue name
 residue_id    (atom,)         1      residue number, int64
+insertion_code (atom,)        1      PDB insertion code of the residue ("" when none)
 chain_id      (atom,)         1      chain or segment identifier
 ============  ==============  =====  ==========================================
 
@@ -46,6 +47,8 @@ class Structure:
     radii : (n_atoms,) float64, Å (NaN where unknown)
     elements, atom_names, residue_names, chain_ids : (n_atoms,) str
     residue_ids : (n_atoms,) int64
+    insertion_codes : (n_atoms,) str, optional
+        PDB insertion codes ("" or None when the source has none).
     attrs : dict
         ``structure_id``, ``source``, ``format``, ``charge_source``, ``dropped``, ``box``...
     """
@@ -59,6 +62,7 @@ class Structure:
     residue_ids: np.ndarray | None = None
     chain_ids: np.ndarray | None = None
     attrs: dict[str, Any] = field(default_factory=dict)
+    insertion_codes: np.ndarray | None = None
 
     @property
     def n_atoms(self) -> int:
@@ -88,6 +92,11 @@ def structure_to_dataset(structure: Structure) -> xr.Dataset:
         "atom_name": (("atom",), _labels(structure.atom_names, n_atoms), {"units": "1", "long_name": "atom name"}),
         "residue_name": (("atom",), _labels(structure.residue_names, n_atoms), {"units": "1", "long_name": "residue name"}),
         "residue_id": (("atom",), residue_ids, {"units": "1", "long_name": "residue number"}),
+        "insertion_code": (
+            ("atom",),
+            _labels(structure.insertion_codes, n_atoms),
+            {"units": "1", "long_name": "residue insertion code"},
+        ),
         "chain_id": (("atom",), _labels(structure.chain_ids, n_atoms), {"units": "1", "long_name": "chain or segment identifier"}),
     }
     coords = {
@@ -104,7 +113,7 @@ def structure_to_dataset(structure: Structure) -> xr.Dataset:
         bounding_box_max=positions.max(axis=0).tolist() if n_atoms else [0.0, 0.0, 0.0],
     )
     dataset = xr.Dataset(data_vars, coords=coords)
-    for name in ("element", "atom_name", "residue_name", "chain_id"):
+    for name in ("element", "atom_name", "residue_name", "insertion_code", "chain_id"):
         # fixed-width compressed char arrays: for 10^6 atoms ~1 MB and 2 s to write instead of
         # ~200 MB and 5 s as variable-length strings; read back as str all the same
         dataset[name].encoding.update(dtype="S1", zlib=True, complevel=4)
@@ -114,6 +123,8 @@ def structure_to_dataset(structure: Structure) -> xr.Dataset:
 
 def load_structure(path: str | os.PathLike) -> Structure:
     """Read a structure record written by the ingest stage.
+
+    ``attrs["box"]`` comes back as a list of 6 floats (Å, degrees), or ``[]`` without a box.
 
     Raises
     ------
@@ -128,6 +139,10 @@ def load_structure(path: str | os.PathLike) -> Structure:
     attrs = dict(dataset.attrs)
     if isinstance(attrs.get("dropped"), str):
         attrs["dropped"] = json.loads(attrs["dropped"])
+    if "box" in attrs:
+        # netCDF keeps an empty list as the JSON text "[]" and six numbers as an array
+        box = json.loads(attrs["box"]) if isinstance(attrs["box"], str) else np.atleast_1d(attrs["box"]).tolist()
+        attrs["box"] = [float(v) for v in box]
     return Structure(
         positions=np.asarray(dataset["positions"].values, dtype=np.float64),
         charges=np.asarray(dataset["charge"].values, dtype=np.float64),
@@ -138,4 +153,5 @@ def load_structure(path: str | os.PathLike) -> Structure:
         residue_ids=get("residue_id"),
         chain_ids=get("chain_id"),
         attrs=attrs,
+        insertion_codes=get("insertion_code"),
     )

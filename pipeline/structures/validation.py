@@ -299,14 +299,18 @@ def explain_reader_failure(
 
 
 def describe_atom(structure: Structure, index: int) -> str:
-    """``"atom 12 (CA LYS 3 chain A)"`` for 0-based ``index``, with whatever labels exist."""
+    """``"atom index 12 (CA LYS 3 chain A)"`` for the 0-based ``index``, with whatever labels exist.
+
+    The index counts atoms of the record from 0 (serial numbers in files count from 1 and may
+    wrap); the labels in parentheses are the atom name, residue name and number from the file.
+    """
     parts = []
     for values in (structure.atom_names, structure.residue_names, structure.residue_ids):
         if values is not None and str(values[index]).strip():
             parts.append(str(values[index]).strip())
     if structure.chain_ids is not None and str(structure.chain_ids[index]).strip():
         parts.append(f"chain {str(structure.chain_ids[index]).strip()}")
-    return f"atom {index}" + (f" ({' '.join(parts)})" if parts else "")
+    return f"atom index {index}" + (f" ({' '.join(parts)})" if parts else "")
 
 
 def check_positions(structure: Structure, name: str, *, duplicate_distance_A: float = DUPLICATE_DISTANCE_A) -> None:
@@ -366,3 +370,5 @@ def check_charges(structure: Structure, name: str, fmt: str) -> None:
     bad = np.flatnonzero(~np.isfinite(charges))
     if len(bad):
         raise ValueError(f"{name}: {describe_atom(structure, int(bad[0]))} has a non-finite charge ({charges[bad[0]]})")
+    if not np.any(charges):
+        log.warning("%s: every partial charge in the file is 0: the potential will be 0 everywhere", name)

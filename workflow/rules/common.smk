@@ -42,6 +42,12 @@ def ingest_args(wildcards):
         args.append(f"--forcefield {spec['forcefield']}")
     if spec.get("format"):
         args.append(f"--format {spec['format']}")
+    if spec.get("ph") is not None:
+        args.append(f"--ph {spec['ph']}")
+    if spec.get("ffout"):
+        args.append(f"--ffout {spec['ffout']}")
+    if spec.get("pqr"):
+        args.append(f"--pqr {result('structures/' + wildcards.structure + '.pqr')}")
     return " ".join(args)
 
 
@@ -59,6 +65,12 @@ def lattice_args(wildcards):
         args.append(f"--vacancy-fraction {spec['vacancy_fraction']}")
     if spec.get("impurity_fraction"):
         args.append(f"--impurity-fraction {spec['impurity_fraction']} --impurity-charge {spec['impurity_charge']}")
+    if spec.get("periodic"):
+        args.append("--periodic")
+    if spec.get("cell", "conventional") != "conventional":
+        args.append(f"--cell {spec['cell']}")
+    if spec["type"] in ("evjen_cscl", "evjen_zincblende"):
+        args.append(f"--termination {spec.get('termination', 'mixed')}")
     return " ".join(args)
 
 
