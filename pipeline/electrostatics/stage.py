@@ -100,15 +100,24 @@ def _missed(check: dict, settings: PotentialSettings) -> bool:
     return settings.self_check > 0 and bool(check["tolerance_exceeded"])
 
 
-def run_potential(structure_path, output, settings: PotentialSettings) -> dict:
-    """Build the potential of a structure file and write the potential file (``python -m pipeline potential``).
+def build_checked(positions, charges, settings: PotentialSettings, *, cell=None, source: str = "structure"):
+    """Build, evaluate at every atom and self-check, repairing a build that misses the tolerance.
 
-    The build is checked against an independent reference; when it misses the tolerance it is
-    rebuilt with tighter internal tolerances (the next accuracy levels, at most
-    :data:`~.settings.MAX_REPAIRS` times) and the file records what was done
-    (``accuracy_level``, ``repairs``). If no level meets the tolerance: ``ValueError``, nothing written.
+    When the self-check's largest error exceeds ``settings.tolerance`` the potential is rebuilt
+    with tighter internal tolerances (the next accuracy levels, at most
+    :data:`~.settings.MAX_REPAIRS` times); the returned check records the final
+    ``accuracy_level`` and the failed attempts (``repairs``, JSON). If no level meets the
+    tolerance: ``ValueError`` naming ``source`` and the errors per level.
+
+    Returns
+    -------
+    potential : ChebyshevTuckerPotential
+    atom_values : (total, short, long), each (n_atoms,) e/Å
+    check : dict
+        Self-check figures (:func:`~.selfcheck.self_check`) plus ``accuracy_level``, ``repairs``.
+    timings : dict
+        Seconds per step of the final build (``failed_builds``: the builds that were repaired).
     """
-    structure, positions, charges, cell = load_inputs(structure_path, settings)
     level, repairs, spent = settings.accuracy_level, [], 0.0
     while True:
         potential, info = build_potential(positions, charges, ranks=settings.ranks, hooi_sweeps=settings.hooi_sweeps,
@@ -122,19 +131,33 @@ def run_potential(structure_path, output, settings: PotentialSettings) -> dict:
         repairs.append({"accuracy_level": level, "max_rel_error": check["max_rel_error"]})
         if len(repairs) > MAX_REPAIRS:
             raise ValueError(
-                f"{structure_path}: the potential misses the tolerance {settings.tolerance:g} even at accuracy level "
+                f"{source}: the potential misses the tolerance {settings.tolerance:g} even at accuracy level "
                 f"{level} (self-check errors by level: "
                 + ", ".join(f"{r['accuracy_level']}: {r['max_rel_error']:.2e}" for r in repairs)
                 + "); ask for a looser tolerance or set alpha/cutoff/degree by hand")
         level += 1
         log.warning("self-check error %.2e > tolerance %.1e: rebuilding at accuracy level %d (tighter grid, cutoff, "
                     "degree and Tucker tolerances)", check["max_rel_error"], settings.tolerance, level)
-    check = {**check, "accuracy_level": int(level), "repairs": json.dumps(repairs)}
     if repairs:
         timings["failed_builds"] = spent
-    write_potential(potential, (total, short, long), check, structure, settings, timings, output=output,
+    check = {**check, "accuracy_level": int(level), "repairs": json.dumps(repairs)}
+    return potential, (total, short, long), check, timings
+
+
+def run_potential(structure_path, output, settings: PotentialSettings) -> dict:
+    """Build the potential of a structure file and write the potential file (``python -m pipeline potential``).
+
+    See :func:`build_checked` for the self-check and its repairs; nothing is written when the
+    tolerance cannot be met.
+    """
+    structure, positions, charges, cell = load_inputs(structure_path, settings)
+    potential, atom_values, check, timings = build_checked(positions, charges, settings, cell=cell,
+                                                           source=str(structure_path))
+    write_potential(potential, atom_values, check, structure, settings, timings, output=output,
                     input_file=structure_path)
     return check
+
+
 def run_potential_chunk(structure_path, output, settings: PotentialSettings, *, chunk: int, chunks: int) -> None:
     """Scatter step: long-range coefficients of atom chunk ``chunk`` of ``chunks`` and their long range at every atom."""
     if chunks < 1:
