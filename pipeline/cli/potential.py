@@ -29,7 +29,7 @@ EXAMPLE = "Example: python -m pipeline potential results/structures/adk.nc -o re
 
 def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
     """Options that fix the build plan (every scatter–gather job must receive the same ones)."""
-    parser.add_argument("--tolerance", type=float, default=1e-6, help="target relative accuracy in (0, 1e-2] (default 1e-6)")
+    parser.add_argument("--tolerance", type=float, default=1e-6, help="target relative accuracy in [1e-12, 1e-2] (default 1e-6)")
     parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu", help="array backend (default cpu)")
     parser.add_argument("--split", choices=SPLITS, default="ewald", help="splitting of 1/r (default ewald)")
     parser.add_argument("--alpha", type=float, help="split parameter in 1/Å (default: cost model)")
