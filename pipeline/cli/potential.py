@@ -14,11 +14,12 @@ import time
 import numpy as np
 
 from pipeline.backend import synchronize, to_host, xp_for_device
-from pipeline.electrostatics.build import DEFAULT_MAX_STORAGE_BYTES, build_potential, prepare_build
+from pipeline.electrostatics.build import DEFAULT_MAX_STORAGE_BYTES, MAX_SPAN_A, build_potential, prepare_build
 from pipeline.electrostatics.parameters import DEFAULT_PADDING
 from pipeline.electrostatics.selfcheck import self_check
 from pipeline.electrostatics.splitting import SPLITS, check_tolerance
 from pipeline.electrostatics.storage import potential_to_dataset
+from pipeline.resources import parse_memory_size
 from pipeline.storage import write_netcdf
 from pipeline.structures.record import load_structure
 
@@ -37,6 +38,10 @@ def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--degree", type=int, help="Chebyshev nodes per axis (default: degree rule)")
     parser.add_argument("--padding", type=float, default=DEFAULT_PADDING,
                         help=f"Å added around the atoms for the Chebyshev box (default {DEFAULT_PADDING})")
+    parser.add_argument("--max-memory", metavar="SIZE",
+                        help="refuse a build estimated to need more memory, e.g. 8G or 500M (default: what is available)")
+    parser.add_argument("--allow-large-span", action="store_true",
+                        help=f"accept atoms spanning more than {MAX_SPAN_A:.0f} Å along an axis")
 
 
 def add_finish_arguments(parser: argparse.ArgumentParser) -> None:
@@ -64,7 +69,8 @@ def load_inputs(args: argparse.Namespace):
 def plan_options(args: argparse.Namespace) -> dict:
     """Keyword arguments of :func:`prepare_build` from the plan options."""
     return {"tolerance": args.tolerance, "split": args.split, "alpha": args.alpha, "cutoff": args.cutoff,
-            "degree": args.degree, "padding": args.padding}
+            "degree": args.degree, "padding": args.padding, "allow_large_span": args.allow_large_span,
+            "max_memory_bytes": None if args.max_memory is None else parse_memory_size(args.max_memory)}
 
 
 def setup_for(args: argparse.Namespace, positions, charges):

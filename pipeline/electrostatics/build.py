@@ -30,6 +30,7 @@ from pipeline.electrostatics.gridding import interpolate_grid
 from pipeline.electrostatics.long_range import (
     LongRangePlan,
     compress_coefficients,
+    estimate_build_bytes,
     grid_to_coefficients,
     long_range_coefficients,
     long_range_grid,
@@ -43,6 +44,7 @@ from pipeline.electrostatics.potential import (
     tucker_storage_bytes,
 )
 from pipeline.electrostatics.splitting import check_tolerance, make_split
+from pipeline.resources import check_memory
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,8 @@ STORAGE_SAFETY = 0.9
 STORAGE_EXPONENT = 2.4
 #: Most rebuilds :func:`fit_storage` tries before it gives up with a warning.
 MAX_STORAGE_STEPS = 8
+#: Widest extent of the atoms along any axis accepted without ``allow_large_span``, Å.
+MAX_SPAN_A = 10_000.0
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,27 @@ def validate_structure(positions, charges) -> None:
         raise ValueError(f"charges contain NaN or infinite values (first at atom {bad})")
 
 
+def check_span(positions, *, allow_large_span: bool = False) -> None:
+    """Raise ``ValueError`` when the atoms span more than :data:`MAX_SPAN_A` along an axis.
+
+    Such a span is almost always a broken coordinate; the message names the atom farthest from
+    the median along that axis. ``allow_large_span`` accepts it (the memory check still applies).
+    """
+    if allow_large_span:
+        return
+    pos = to_host(positions)
+    span = pos.max(axis=0) - pos.min(axis=0)
+    axis = int(np.argmax(span))
+    if span[axis] > MAX_SPAN_A:
+        column = pos[:, axis]
+        far = int(np.argmax(np.abs(column - np.median(column))))
+        raise ValueError(
+            f"the atoms span {span[axis]:.4g} Å along {'xyz'[axis]}, more than {MAX_SPAN_A:.0f} Å (atom index {far} "
+            f"at {'xyz'[axis]} = {column[far]:.6g} Å); check the coordinates, or pass --allow-large-span "
+            "for a structure this wide"
+        )
+
+
 def prepare_build(
     positions,
     charges,
@@ -109,14 +134,20 @@ def prepare_build(
     box=None,
     padding: float = DEFAULT_PADDING,
     spacing: float | None = None,
+    max_memory_bytes: int | None = None,
+    allow_large_span: bool = False,
 ) -> BuildSetup:
     """Box, split, cutoff and long-range plan of a structure (see :func:`build_potential`).
 
     A pure function of the whole structure and the arguments: scatter–gather jobs call it on
-    the same inputs and obtain identical setups.
+    the same inputs and obtain identical setups. Refuses (``ValueError``) atoms spanning more
+    than :data:`MAX_SPAN_A` unless ``allow_large_span``, and a plan whose memory estimate
+    (:func:`~.long_range.estimate_build_bytes`) exceeds ``max_memory_bytes`` (default: the
+    memory available now).
     """
     tolerance = check_tolerance(tolerance)
     validate_structure(positions, charges)
+    check_span(positions, allow_large_span=allow_large_span)
     if box is None:
         lo, hi = default_box(to_host(positions), padding)
     else:
@@ -148,6 +179,11 @@ def prepare_build(
         "parameters: n_atoms=%d split=%s alpha=%.4g 1/A cutoff=%.3g A degree=%s grid=%s h=%.3g A",
         positions.shape[0], kernel.name, alpha, cutoff, plan.degree, plan.shape, plan.spacing,
     )
+    check_memory(estimate_build_bytes(plan, int(positions.shape[0])), xp=namespace_of(positions),
+                 what=f"the potential build (box {' x '.join(f'{b - a:.4g}' for a, b in zip(lo, hi))} Å, "
+                      f"grid {'x'.join(map(str, plan.shape))}, {'x'.join(map(str, plan.degree))} Chebyshev nodes)",
+                 setting="raise --tolerance, lower --padding or --degree, or set --max-memory",
+                 limit_bytes=max_memory_bytes)
     return BuildSetup(box_lo=lo, box_hi=hi, split=kernel, cutoff=float(cutoff), plan=plan, params=params)
 
 
@@ -270,6 +306,8 @@ def build_potential(
     spacing: float | None = None,
     atom_values: bool = True,
     max_storage_bytes: int | None = DEFAULT_MAX_STORAGE_BYTES,
+    max_memory_bytes: int | None = None,
+    allow_large_span: bool = False,
 ):
     """Range-separated potential of point charges in the Chebyshev–Tucker format.
 
@@ -303,6 +341,10 @@ def build_potential(
         Limit on the stored long range (see the module Notes; None or 0: no limit). Not
         applied when ``ranks`` are fixed; a smaller-α stored form takes its Chebyshev sizes
         from the degree rule, whatever ``degree`` says.
+    max_memory_bytes : int, optional
+        Refuse a build whose memory estimate exceeds this (default: the memory available now).
+    allow_large_span : bool
+        Accept atoms spanning more than :data:`MAX_SPAN_A` along an axis.
 
     Returns
     -------
@@ -314,7 +356,8 @@ def build_potential(
     timings = {}
     t0 = time.perf_counter()
     setup = prepare_build(positions, charges, tolerance=tolerance, split=split, alpha=alpha, cutoff=cutoff,
-                          degree=degree, box=box, padding=padding, spacing=spacing)
+                          degree=degree, box=box, padding=padding, spacing=spacing,
+                          max_memory_bytes=max_memory_bytes, allow_large_span=allow_large_span)
     timings["parameters"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
