@@ -173,3 +173,13 @@ def test_request_validation(kwargs, message):
 def test_output_folder_named(tmp_path):
     with pytest.raises(ValueError, match=f"-o/--output {tmp_path}: is a folder"):
         EvaluationRequest("p.nc", str(tmp_path), grid=9)
+
+
+def test_cli_module_imports_stay_light(tmp_path):
+    code = (
+        "import sys\n"
+        "import pipeline.cli.evaluate\n"
+        "print(sorted(m for m in ('numpy', 'xarray', 'scipy', 'numba') if m in sys.modules))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert res.stdout.strip() == "[]", res.stdout + res.stderr
