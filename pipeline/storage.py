@@ -8,11 +8,13 @@ ints or JSON strings first.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import platform
 import tempfile
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable
@@ -160,3 +162,28 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         Path(tmp_name).unlink(missing_ok=True)
         raise
     return path
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[str]:
+    """Name of a temporary file beside ``path``, renamed to ``path`` when the block succeeds.
+
+    For writers that stream to a file name (text, gzip); the temporary file is removed when the
+    block raises, so ``path`` is either the complete new file or untouched.
+
+    Raises
+    ------
+    IsADirectoryError
+        When ``path`` is an existing folder, naming it.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a folder; give a file name")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_name = _temporary_sibling(path)
+    try:
+        yield tmp_name
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise

@@ -9,10 +9,17 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.descriptors.compute import LMAX_MAX, N_RADIAL_MAX, DescriptorParameters, compute_descriptors
+from pipeline.descriptors.compute import (
+    LMAX_MAX,
+    N_RADIAL_MAX,
+    DescriptorParameters,
+    compute_descriptors,
+    estimate_descriptor_bytes,
+)
 from pipeline.descriptors.dataset import descriptors_to_dataset
 from pipeline.descriptors.sphere_potential import TuckerSphereEvaluator
 from pipeline.electrostatics.storage import potential_from_dataset
+from pipeline.resources import check_memory, parse_memory_size
 from pipeline.storage import read_netcdf, write_netcdf
 from pipeline.structures.record import Structure, load_structure
 
@@ -50,6 +57,8 @@ def register(subparsers) -> None:
     parser.add_argument("--band-limit", type=int, help="degree of the sphere potential integrated exactly (default L+16)")
     parser.add_argument("--validation-atoms", type=int, default=64, help="atoms in the equivariance check, 0 = off (default 64)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the validation sample and rotation (default 0)")
+    parser.add_argument("--max-memory", metavar="SIZE",
+                        help="refuse a run estimated to need more memory, e.g. 8G or 500M (default: what is available)")
     parser.set_defaults(handler=run)
 
 
@@ -95,9 +104,14 @@ def run(args: argparse.Namespace) -> int:
     )
     if not Path(args.potential).is_file():
         raise FileNotFoundError(f"{args.potential}: potential file not found (run `python -m pipeline potential` first)")
+    max_memory = None if args.max_memory is None else parse_memory_size(args.max_memory)
     structure = load_structure(args.structure)
     if structure.n_atoms == 0:
         raise ValueError(f"{args.structure}: the structure is empty (0 atoms)")
+    check_memory(estimate_descriptor_bytes(structure.positions, params), limit_bytes=max_memory,
+                 what=f"descriptors of {structure.n_atoms} atoms (--lmax {params.lmax}, --n-radial {params.n_radial}, "
+                      f"--cutoff {params.cutoff_A:g} Å)",
+                 setting="lower --lmax, --n-radial or --cutoff, or set --max-memory")
     potential_ds = read_netcdf(args.potential)
     potential = potential_from_dataset(potential_ds, source=str(args.potential))
     check_consistency(structure, args.structure, potential_ds, args.potential)

@@ -10,7 +10,8 @@ import numpy as np
 
 from pipeline.backend import backend_name, xp_for_device
 from pipeline.equivariant.products import METHODS
-from pipeline.equivariant.study import run_study
+from pipeline.equivariant.study import estimate_study_bytes, run_study
+from pipeline.resources import check_memory, parse_memory_size
 from pipeline.storage import config_hash, provenance_attrs, write_netcdf
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS), help="methods to run (default: all)")
     parser.add_argument("--threads", type=int, default=1, help="BLAS/FFT threads for the CPU timings (default: 1; oversubscribed BLAS threads distort timings)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs and weights (default: 0)")
+    parser.add_argument("--max-memory", metavar="SIZE",
+                        help="refuse a run estimated to need more memory, e.g. 8G or 500M (default: what is available)")
     parser.set_defaults(handler=run)
 
 
@@ -57,6 +60,11 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--{name} must be >= 1, got {getattr(args, name)}")
     xp = xp_for_device(args.device)
     device = "cuda" if backend_name(xp) == "cupy" else "cpu"
+    check_memory(estimate_study_bytes(args.lmax, batch=args.batch, channels=args.channels, dtype=args.dtype,
+                                      methods=args.methods), xp=xp,
+                 limit_bytes=None if args.max_memory is None else parse_memory_size(args.max_memory),
+                 what=f"tensor-products (--lmax up to {max(args.lmax)}, --batch {args.batch}, --channels {args.channels})",
+                 setting="lower --batch, --channels or --lmax, or set --max-memory")
     from threadpoolctl import threadpool_limits  # installed with MDAnalysis
 
     start = time.perf_counter()

@@ -20,6 +20,7 @@ from pipeline.descriptors.neighbours import SEARCH_METHODS, neighbour_pairs
 from pipeline.descriptors.products import PRODUCT_METHODS, ProductResult, all_products
 from pipeline.descriptors.projection import default_band_limit, potential_expansion
 from pipeline.descriptors.validation import ValidationResult, validate
+from pipeline.equivariant.products import output_irreps
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,12 @@ log = logging.getLogger(__name__)
 LMAX_MAX = 8
 #: Largest number of radial functions (the workflow schema allows 1..16).
 N_RADIAL_MAX = 16
+#: Bytes per neighbour pair of the density step (two int64 indices, the vector and distance in
+#: float64, and the search's own copy of the pairs).
+PAIR_BYTES = 96
+#: Smallest number density assumed when counting neighbours, 1/Å³ (condensed matter with
+#: hydrogens ≈ 0.1; the bounding box underestimates the local density of a protein).
+MIN_PAIR_DENSITY = 0.1
 
 
 @dataclass(frozen=True)
@@ -187,3 +194,24 @@ def compute_descriptors(
         params=p, density=density, potential_sh=potential_sh, products=products, n_neighbours=n_neighbours.astype(np.int64),
         n_pairs=int(n_neighbours.sum() // 2), validation=validation, timings_s=timings, total_s=total,
     )
+
+
+def estimate_descriptor_bytes(positions_A: np.ndarray, params: DescriptorParameters) -> int:
+    """Memory of :func:`compute_descriptors` for these atoms, bytes (dominant arrays).
+
+    Neighbour pairs (:data:`PAIR_BYTES` each; neighbours per atom from the larger of the
+    bounding-box density and :data:`MIN_PAIR_DENSITY`, at most n_atoms − 1) plus the density
+    and sphere-potential expansions and every method's product features (float64).
+    """
+    positions_A = np.asarray(positions_A, dtype=np.float64).reshape(-1, 3)
+    n_atoms = positions_A.shape[0]
+    if n_atoms == 0:
+        return 0
+    volume = float(np.prod(np.ptp(positions_A, axis=0) + params.cutoff_A))
+    density = max(n_atoms / volume, MIN_PAIR_DENSITY)
+    neighbours = min(n_atoms - 1, density * 4.0 / 3.0 * np.pi * params.cutoff_A**3)
+    lmax, sh = params.lmax, (params.lmax + 1) ** 2
+    product_dims = (output_irreps("cg", lmax, lmax, lmax).dim + 3 * sh
+                    + output_irreps("vector_gaunt", lmax, lmax, lmax).dim)  # cg, gaunt_fourier, gaunt_grid, +vector_gaunt
+    features = 8 * n_atoms * (params.n_radial * sh + sh + params.n_radial * product_dims)
+    return int(PAIR_BYTES * n_atoms * neighbours / 2 + features)

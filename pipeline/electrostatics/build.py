@@ -30,6 +30,7 @@ from pipeline.electrostatics.gridding import interpolate_grid
 from pipeline.electrostatics.long_range import (
     LongRangePlan,
     compress_coefficients,
+    estimate_build_bytes,
     grid_to_coefficients,
     long_range_coefficients,
     long_range_grid,
@@ -47,6 +48,7 @@ from pipeline.electrostatics.periodic import (
     background_potential,
     cell_matrix,
     cell_widths,
+    estimate_periodic_bytes,
     periodic_grid_to_coefficients,
     periodic_interpolate,
     periodic_long_range_grid,
@@ -59,8 +61,9 @@ from pipeline.electrostatics.potential import (
     check_inside,
     tucker_storage_bytes,
 )
-from pipeline.electrostatics.settings import DEFAULT_MAX_STORAGE_BYTES, DEFAULT_PADDING
+from pipeline.electrostatics.settings import DEFAULT_MAX_STORAGE_BYTES, DEFAULT_PADDING, MAX_SPAN_A
 from pipeline.electrostatics.splitting import check_tolerance, make_split
+from pipeline.resources import check_memory
 
 log = logging.getLogger(__name__)
 #: Each storage step aims this far below the limit, modelling storage ∝ α^STORAGE_EXPONENT
@@ -124,6 +127,27 @@ def validate_structure(positions, charges) -> None:
         raise ValueError(f"charges contain NaN or infinite values (first at atom {bad})")
 
 
+def check_span(positions, *, allow_large_span: bool = False) -> None:
+    """Raise ``ValueError`` when the atoms span more than :data:`MAX_SPAN_A` along an axis.
+
+    Such a span is almost always a broken coordinate; the message names the atom farthest from
+    the median along that axis. ``allow_large_span`` accepts it (the memory check still applies).
+    """
+    if allow_large_span:
+        return
+    pos = to_host(positions)
+    span = pos.max(axis=0) - pos.min(axis=0)
+    axis = int(np.argmax(span))
+    if span[axis] > MAX_SPAN_A:
+        column = pos[:, axis]
+        far = int(np.argmax(np.abs(column - np.median(column))))
+        raise ValueError(
+            f"the atoms span {span[axis]:.4g} Å along {'xyz'[axis]}, more than {MAX_SPAN_A:.0f} Å (atom index {far} "
+            f"at {'xyz'[axis]} = {column[far]:.6g} Å); check the coordinates, or pass --allow-large-span "
+            "for a structure this wide"
+        )
+
+
 def prepare_build(
     positions,
     charges,
@@ -140,11 +164,16 @@ def prepare_build(
     kappa: float = 0.0,
     cell=None,
     accuracy_level: int = 0,
+    max_memory_bytes: int | None = None,
+    allow_large_span: bool = False,
 ) -> BuildSetup:
     """Box, split, cutoff and long-range plan of a structure (see :func:`build_potential`).
 
     A pure function of the whole structure and the arguments: scatter–gather jobs call it on
-    the same inputs and obtain identical setups.
+    the same inputs and obtain identical setups. Refuses (``ValueError``) atoms spanning more
+    than :data:`MAX_SPAN_A` unless ``allow_large_span``, and a plan whose memory estimate
+    (:func:`~.long_range.estimate_build_bytes`) exceeds ``max_memory_bytes`` (default: the
+    memory available now).
     """
     tolerance = check_tolerance(tolerance)
     validate_structure(positions, charges)
@@ -156,10 +185,12 @@ def prepare_build(
         raise ValueError(f"accuracy_level must be ≥ 0, got {accuracy_level!r}")
     internal, grid_tol = internal_tolerances(tolerance, accuracy_level)
     accuracy = {"accuracy_level": int(accuracy_level), "internal_tolerance": internal, "grid_tolerance": grid_tol}
+    if cell is None:
+        check_span(positions, allow_large_span=allow_large_span)
     if cell is not None:
         return _prepare_periodic(positions, tolerance=tolerance, split=split, alpha=alpha, cutoff=cutoff,
                                  degree=degree, dielectric=float(dielectric), kappa=float(kappa), cell=cell,
-                                 accuracy=accuracy)
+                                 accuracy=accuracy, max_memory_bytes=max_memory_bytes)
     if box is None:
         lo, hi = default_box(to_host(positions), padding)
     else:
@@ -195,12 +226,17 @@ def prepare_build(
         "parameters: n_atoms=%d split=%s alpha=%.4g 1/A cutoff=%.3g A degree=%s grid=%s h=%.3g A eps_r=%g kappa=%.4g 1/A",
         positions.shape[0], kernel.name, alpha, cutoff, plan.degree, plan.shape, plan.spacing, dielectric, kappa,
     )
+    check_memory(estimate_build_bytes(plan, int(positions.shape[0])), xp=namespace_of(positions),
+                 what=f"the potential build (box {' x '.join(f'{b - a:.4g}' for a, b in zip(lo, hi))} Å, "
+                      f"grid {'x'.join(map(str, plan.shape))}, {'x'.join(map(str, plan.degree))} Chebyshev nodes)",
+                 setting="raise --tolerance, lower --padding or --degree, or set --max-memory",
+                 limit_bytes=max_memory_bytes)
     return BuildSetup(box_lo=lo, box_hi=hi, split=kernel, cutoff=float(cutoff), plan=plan, params=params,
                       dielectric=float(dielectric))
 
 
 def _prepare_periodic(positions, *, tolerance, split, alpha, cutoff, degree, dielectric, kappa, cell,
-                      accuracy: dict) -> BuildSetup:
+                      accuracy: dict, max_memory_bytes: int | None) -> BuildSetup:
     """:func:`prepare_build` for a periodic cell (any position is wrapped into it)."""
     if split != "ewald":
         raise ValueError(f"periodic sums need the split 'ewald', got {split!r}")
@@ -232,6 +268,10 @@ def _prepare_periodic(positions, *, tolerance, split, alpha, cutoff, degree, die
         "cell": [list(row) for row in cell_rows],
         **kernel.params(),
     }
+    check_memory(estimate_periodic_bytes(plan, int(positions.shape[0]), cutoff), xp=namespace_of(positions),
+                 what=f"the periodic potential build (grid {'x'.join(map(str, plan.grid))}, "
+                      f"{'x'.join(map(str, plan.degree))} Chebyshev nodes, cutoff {cutoff:.3g} Å)",
+                 setting="raise --tolerance or lower --degree, or set --max-memory", limit_bytes=max_memory_bytes)
     log.info("parameters (periodic): n_atoms=%d alpha=%.4g 1/A cutoff=%.3g A (cell widths %s A) degree=%s grid=%s "
              "eps_r=%g kappa=%.4g 1/A", positions.shape[0], alpha, cutoff,
              np.round(cell_widths(cell), 2).tolist(), plan.degree, plan.grid, dielectric, kappa)
@@ -400,6 +440,8 @@ def build_potential(
     kappa: float = 0.0,
     cell=None,
     accuracy_level: int = 0,
+    max_memory_bytes: int | None = None,
+    allow_large_span: bool = False,
 ):
     """Range-separated potential of point charges in the Chebyshev–Tucker format.
 
@@ -408,7 +450,7 @@ def build_potential(
     positions : (n_atoms, 3) float64 array (NumPy or CuPy), Å
     charges : (n_atoms,) float64 array, e
     tolerance : float
-        Target relative accuracy ε in (0, 1e-2] (errors measured against max |Φ|).
+        Target relative accuracy ε in [1e-12, 1e-2] (errors measured against max |Φ|).
     split : {"ewald", "gaussian-sum"}
     alpha : float, optional
         Split parameter, 1/Å (default: :func:`choose_alpha`, a cost model).
@@ -444,6 +486,10 @@ def build_potential(
         0 for the default plan; each level tightens the internal tolerances
         (:func:`~.parameters.internal_tolerances`), which a build whose self-check missed the
         tolerance is repaired with.
+    max_memory_bytes : int, optional
+        Refuse a build whose memory estimate exceeds this (default: the memory available now).
+    allow_large_span : bool
+        Accept atoms spanning more than :data:`MAX_SPAN_A` along an axis.
 
     Returns
     -------
@@ -456,7 +502,8 @@ def build_potential(
     t0 = time.perf_counter()
     setup = prepare_build(positions, charges, tolerance=tolerance, split=split, alpha=alpha, cutoff=cutoff,
                           degree=degree, box=box, padding=padding, spacing=spacing, dielectric=dielectric,
-                          kappa=kappa, cell=cell, accuracy_level=accuracy_level)
+                          kappa=kappa, cell=cell, accuracy_level=accuracy_level,
+                          max_memory_bytes=max_memory_bytes, allow_large_span=allow_large_span)
     timings["parameters"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

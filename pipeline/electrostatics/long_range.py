@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from dataclasses import asdict, dataclass
 
@@ -41,6 +42,7 @@ from pipeline.electrostatics.chebyshev import (
     values_to_coefficients_matrix,
 )
 from pipeline.electrostatics.gridding import spread_charges
+from pipeline.electrostatics.short_range import SELF_BUFFER_ENTRIES
 from pipeline.electrostatics.tucker import mode_product, tucker_hosvd
 
 log = logging.getLogger(__name__)
@@ -163,6 +165,24 @@ def fft_shape(shape) -> tuple:
             nf = sfft.next_fast_len(nf + 1, real=True)
         out.append(int(nf))
     return tuple(out)
+
+
+def estimate_build_bytes(plan: LongRangePlan, n_atoms: int, *, threads: int | None = None) -> int:
+    """Peak memory of a build with ``plan`` (bytes, dominant arrays, within about a factor of two).
+
+    The largest of: the FFT step (spread grid 8·Πn_k plus the zero-padded spectra, 16·Πnf_k of
+    :func:`fft_shape`); the Chebyshev step (the grid, the gather intermediates
+    8·(m₁n₂n₃ + m₁m₂n₃) and five m₁m₂m₃ copies for the transforms and the compression); the
+    short range at the atoms (cell list about 12 float64 per atom plus one accumulation row of
+    n_atoms per thread); plus positions and charges.
+    """
+    n_grid = math.prod(plan.shape)
+    (m1, m2, m3), (_, n2, n3) = plan.degree, plan.shape
+    fft_step = 8 * n_grid + 16 * math.prod(fft_shape(plan.shape))
+    chebyshev_step = 8 * n_grid + 8 * (m1 * n2 * n3 + m1 * m2 * n3) + 40 * m1 * m2 * m3
+    threads = (os.cpu_count() or 1) if threads is None else threads
+    short_step = 8 * n_atoms * (12 + min(threads, SELF_BUFFER_ENTRIES // max(n_atoms, 1)))
+    return int(max(fft_step, chebyshev_step, short_step) + 32 * n_atoms)
 
 
 def kernel_spectrum(plan: LongRangePlan, split, fshape):

@@ -235,6 +235,26 @@ def plan_periodic(cell, t_max: float, tolerance: float, *, degree=None, grid_tol
                         tau=float(tau), radius=float(radius))
 
 
+def estimate_periodic_bytes(plan: PeriodicPlan, n_atoms: int, cutoff: float) -> int:
+    """Peak memory of a periodic build (bytes, dominant arrays, within about a factor of two).
+
+    The largest of: the spreading step (extended grid 8·Π(n_k + 2·pad) plus the folded grid and
+    its half spectrum 16·Πn_k); the Chebyshev step (extended grid, gather intermediates and five
+    m₁m₂m₃ copies); the short range over the atoms and their images within the cutoff (about
+    12 float64 per source); plus positions and charges.
+    """
+    pad = plan.pad
+    n_ext = math.prod(n + 2 * pad for n in plan.grid)
+    n_grid = math.prod(plan.grid)
+    (m1, m2, m3), (_, n2, n3) = plan.degree, plan.grid
+    spread_step = 8 * n_ext + 24 * n_grid
+    chebyshev_step = 8 * n_ext + 8 * (m1 * (n2 + 2 * pad) * (n3 + 2 * pad) + m1 * m2 * (n3 + 2 * pad)) + 40 * m1 * m2 * m3
+    cell = np.asarray(plan.cell)
+    skin = float(np.prod(1.0 + 2.0 * cutoff / cell_widths(cell)))
+    short_step = 8 * 12 * n_atoms * skin
+    return int(max(spread_step, chebyshev_step, short_step) + 32 * n_atoms)
+
+
 def _fold(rho_ext, pad: int, grid):
     """Add the extended grid's points onto their periodic images: shape ``grid``."""
     xp = namespace_of(rho_ext)

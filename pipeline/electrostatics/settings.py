@@ -31,6 +31,8 @@ DEFAULT_MAX_STORAGE_BYTES = int(0.01 * 8 * 129**3)
 DEFAULT_PADDING = 3.0
 #: Rebuilds at tighter internal tolerances after a self-check that missed the tolerance.
 MAX_REPAIRS = 2
+#: Widest extent of the atoms along any axis accepted without ``allow_large_span``, Å.
+MAX_SPAN_A = 10_000.0
 
 
 def check_tolerance(tolerance, *, name: str = "tolerance") -> float:
@@ -41,7 +43,7 @@ def check_tolerance(tolerance, *, name: str = "tolerance") -> float:
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a number in [1e-12, 1e-2], got {tolerance!r}") from None
     if not math.isfinite(value) or not lo <= value <= hi:
-        raise ValueError(f"{name} must be in [1e-12, 1e-2], got {tolerance!r}")
+        raise ValueError(f"{name} must be in [1e-12, 1e-2] (relative accuracy), got {tolerance!r}")
     return value
 
 
@@ -82,6 +84,11 @@ class PotentialSettings:
     temperature : float
         Temperature T, K (> 0): Debye length and kT/e conversions.
     periodic : {"auto", "on", "off"}
+    max_memory : str or None
+        Refuse a build whose memory estimate exceeds this size (``8G``, ``500M``, bytes);
+        None: the memory available now.
+    allow_large_span : bool
+        Accept atoms spanning more than :data:`MAX_SPAN_A` along an axis (free space).
     """
 
     tolerance: float = 1e-6
@@ -101,6 +108,8 @@ class PotentialSettings:
     ionic_strength: float = 0.0
     temperature: float = 298.15
     periodic: str = "auto"
+    max_memory: str | None = None
+    allow_large_span: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tolerance", check_tolerance(self.tolerance, name=_label("tolerance")))
@@ -129,6 +138,10 @@ class PotentialSettings:
             raise ValueError(f"{_label('ionic_strength')} must be ≥ 0 mol/L, got {self.ionic_strength!r}")
         if not (math.isfinite(self.temperature) and self.temperature > 0):
             raise ValueError(f"{_label('temperature')} must be > 0 K, got {self.temperature!r}")
+        if self.max_memory is not None:
+            from pipeline.resources import parse_memory_size
+
+            parse_memory_size(self.max_memory)  # ValueError naming --max-memory and the accepted forms
         if self.ionic_strength > 0 and self.split != "ewald":
             raise ValueError(f"{_label('ionic_strength')} > 0 (Debye–Hückel screening) needs split 'ewald', "
                              f"got split {self.split!r}")
@@ -200,6 +213,11 @@ def add_arguments(parser: argparse.ArgumentParser, *, finish: bool = True) -> No
     medium.add_argument("--periodic", choices=PERIODIC_MODES, default=d.periodic,
                         help="periodic Ewald sum over the structure's box: auto = when the record has a box "
                              f"(default {d.periodic})")
+    limits = parser.add_argument_group("resource limits")
+    limits.add_argument("--max-memory", metavar="SIZE",
+                        help="refuse a build estimated to need more memory, e.g. 8G or 500M (default: what is available)")
+    limits.add_argument("--allow-large-span", action="store_true",
+                        help=f"accept atoms spanning more than {MAX_SPAN_A:.0f} Å along an axis")
     if not finish:
         return
     out = parser.add_argument_group("compression and self-check")

@@ -26,6 +26,7 @@ from pipeline.electrostatics.scatter import (
 from pipeline.electrostatics.selfcheck import self_check
 from pipeline.electrostatics.settings import MAX_REPAIRS, PotentialSettings
 from pipeline.electrostatics.storage import potential_to_dataset
+from pipeline.resources import parse_memory_size
 from pipeline.storage import write_netcdf
 from pipeline.structures.record import Structure, load_structure
 
@@ -59,7 +60,8 @@ def plan_arguments(settings: PotentialSettings, cell) -> dict:
     return {"tolerance": settings.tolerance, "split": settings.split, "alpha": settings.alpha,
             "cutoff": settings.cutoff, "degree": settings.degree, "padding": settings.padding,
             "dielectric": settings.dielectric, "kappa": settings.kappa, "cell": cell,
-            "accuracy_level": settings.accuracy_level}
+            "accuracy_level": settings.accuracy_level, "allow_large_span": settings.allow_large_span,
+            "max_memory_bytes": None if settings.max_memory is None else parse_memory_size(settings.max_memory)}
 
 
 def medium_attrs(settings: PotentialSettings) -> dict:

@@ -25,7 +25,14 @@ from pipeline.backend import backend_name, synchronize, to_host
 from pipeline.equivariant.clebsch_gordan import cg_block
 from pipeline.equivariant.expressivity import expressivity
 from pipeline.equivariant.gaunt import gaunt_dense
-from pipeline.equivariant.products import METHODS, flop_estimate, output_irreps, tensor_product, tensor_product_vjp
+from pipeline.equivariant.products import (
+    DEFAULT_CHUNK_ELEMENTS,
+    METHODS,
+    flop_estimate,
+    output_irreps,
+    tensor_product,
+    tensor_product_vjp,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +52,25 @@ def dense_reference(method: str, lmax: int) -> np.ndarray | None:
             dense[l1 * l1 : (l1 + 1) ** 2, l2 * l2 : (l2 + 1) ** 2, b.slice] = cg_block(l1, l2, b.l)
         return dense
     return None
+
+
+def estimate_study_bytes(lmaxs: Sequence[int], *, batch: int, channels: int, dtype: Any,
+                         methods: Sequence[str] = METHODS) -> int:
+    """Peak memory of :func:`run_study` (the largest (method, L)), bytes (dominant arrays).
+
+    Inputs x, y on the host (float64) and on the device, output and its cotangent, the two
+    input gradients, the dense reference table and the products' chunk workspace.
+    """
+    itemsize = np.dtype(dtype).itemsize
+    rows = int(batch) * int(channels)
+    peak = 0
+    for lmax in lmaxs:
+        n = (int(lmax) + 1) ** 2
+        for method in methods:
+            dim = output_irreps(method, lmax, lmax).dim
+            arrays = 8 * rows * 2 * n + itemsize * rows * (4 * n + 2 * dim) + 8 * n * n * dim
+            peak = max(peak, arrays + 2 * 8 * DEFAULT_CHUNK_ELEMENTS)
+    return int(peak)
 
 
 def _timed(fn: Any, xp: Any, repeats: int) -> np.ndarray:
