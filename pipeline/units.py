@@ -25,8 +25,13 @@ POTENTIAL_UNIT_FACTORS: dict[str, float] = {
 }
 
 
-def convert_potential(value_e_per_A, unit: str):
-    """Convert a potential from e/Å to ``unit`` (one of :data:`POTENTIAL_UNIT_FACTORS`)."""
+def convert_potential(value_e_per_A, unit: str, *, temperature_K: float = ROOM_TEMPERATURE_K):
+    """Convert a potential from e/Å to ``unit`` (one of :data:`POTENTIAL_UNIT_FACTORS`).
+
+    ``kT/e`` is taken at ``temperature_K`` (default :data:`ROOM_TEMPERATURE_K`).
+    """
+    if unit == "kT/e":
+        return value_e_per_A * kT_per_e_factor(temperature_K)
     try:
         factor = POTENTIAL_UNIT_FACTORS[unit]
     except KeyError:

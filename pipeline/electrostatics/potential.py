@@ -100,6 +100,8 @@ class ChebyshevTuckerPotential:
         Periodic cell vectors (rows, Å). Then ``box_lo``/``box_hi`` are the unit cube of
         fractional coordinates, every target is wrapped into the cell (a map of any region
         works) and the short range sums over the atoms' periodic images.
+    temperature : float
+        Temperature of the medium, K (its Debye length, and kT/e on output).
     """
 
     box_lo: tuple
@@ -114,11 +116,20 @@ class ChebyshevTuckerPotential:
     atom_long: object = None
     dielectric: float = 1.0
     cell: tuple | None = None
+    temperature: float = 298.15
     _images: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def periodic(self) -> bool:
         return self.cell is not None
+
+    def extent(self) -> tuple[np.ndarray, np.ndarray]:
+        """(lo, hi) in Å of the region a default map covers: the Chebyshev box, or the cell's bounding box."""
+        if not self.periodic:
+            return np.asarray(self.box_lo, dtype=float), np.asarray(self.box_hi, dtype=float)
+        corners = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], dtype=float)
+        corners = corners @ np.asarray(self.cell)
+        return corners.min(axis=0), corners.max(axis=0)
 
     @property
     def sources(self):

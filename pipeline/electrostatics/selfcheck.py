@@ -51,12 +51,7 @@ def _errors(value, reference, scale: float) -> tuple[float, float]:
 
 def _map_axes(potential, n: int, xp):
     """Axes of a coarse n³ map (Å): the Chebyshev box, or the periodic cell's bounding box."""
-    if potential.periodic:
-        corners = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], dtype=float)
-        corners = corners @ np.asarray(potential.cell)
-        lo, hi = corners.min(axis=0), corners.max(axis=0)
-    else:
-        lo, hi = np.asarray(potential.box_lo), np.asarray(potential.box_hi)
+    lo, hi = potential.extent()
     # cell-centred points stay off the box faces, where a free-space map is not defined beyond
     return [xp.asarray(lo[k] + (hi[k] - lo[k]) * (np.arange(n) + 0.5) / n) for k in range(3)]
 

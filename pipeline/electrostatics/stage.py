@@ -66,8 +66,7 @@ def plan_arguments(settings: PotentialSettings, cell) -> dict:
 
 def medium_attrs(settings: PotentialSettings) -> dict:
     """File attributes of the solvent model and the settings."""
-    return {"ionic_strength_M": float(settings.ionic_strength), "temperature_K": float(settings.temperature),
-            "periodic_setting": settings.periodic}
+    return {"ionic_strength_M": float(settings.ionic_strength), "periodic_setting": settings.periodic}
 
 
 def check_atoms(potential, settings: PotentialSettings, timings: dict):
@@ -88,6 +87,7 @@ def write_potential(potential, atom_values, check: dict, structure: Structure, s
                     timings: dict, *, output, input_file) -> None:
     """The potential file: representation, per-atom values, self-check, settings and timings."""
     total, short, long = atom_values
+    potential.temperature = float(settings.temperature)
     dataset = potential_to_dataset(potential, total=total, short=short, long=long, timings=timings, selfcheck=check,
                                    structure_attrs=structure.attrs)
     dataset.attrs.update(medium_attrs(settings))

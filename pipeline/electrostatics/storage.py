@@ -73,7 +73,7 @@ def potential_to_dataset(potential: ChebyshevTuckerPotential, *, total, short, l
         selfcheck_error_normalisation="errors divided by max |phi_ref| over the checked sample",
         dielectric=float(potential.dielectric), kappa_per_A=kappa,
         debye_length_A=(1.0 / kappa) if kappa > 0 else float("inf"),
-        periodic=int(potential.periodic),
+        periodic=int(potential.periodic), temperature_K=float(potential.temperature),
         cell=[] if potential.cell is None else [float(v) for row in potential.cell for v in row],
         background_potential_e_per_A=_background(potential),
     )
@@ -104,6 +104,7 @@ def potential_from_dataset(ds: xr.Dataset, *, xp=np, source: str = "dataset") ->
         charges=xp.asarray(ds["charge"].values, dtype=xp.float64),
         params=params,
         dielectric=float(ds.attrs.get("dielectric", 1.0)),
+        temperature=float(ds.attrs.get("temperature_K", 298.15)),
         cell=tuple(tuple(float(v) for v in row) for row in np.reshape(cell, (3, 3))) if cell.size == 9 else None,
     )
 

@@ -86,7 +86,7 @@ def evaluate(request: EvaluationRequest) -> Path:
     potential = load_potential(request.potential_path, device=request.device)
     xp = potential.xp
     unit = request.units
-    attrs = provenance_attrs(potential_file=str(request.potential_path), units=unit,
+    attrs = provenance_attrs(potential_file=str(request.potential_path), units=unit, temperature_K=potential.temperature,
                              long_range_only=int(request.long_range_only), field=int(request.field))
     start = time.perf_counter()
     if request.points is not None:
@@ -94,16 +94,17 @@ def evaluate(request: EvaluationRequest) -> Path:
         request.check_points_memory(points.shape[0], xp=xp)
         values, field = evaluate_points(potential, xp.asarray(points), field=request.field,
                                         long_range_only=request.long_range_only)
-        dataset = points_dataset(points, convert_potential(to_host(values), unit),
-                                 None if field is None else convert_potential(to_host(field), unit), unit=unit, attrs=attrs)
+        dataset = points_dataset(points, convert_potential(to_host(values), unit, temperature_K=potential.temperature),
+                                 None if field is None else convert_potential(to_host(field), unit, temperature_K=potential.temperature), unit=unit, attrs=attrs)
     else:
-        shape = map_shape(potential.box_lo, potential.box_hi, n=request.grid, spacing=request.spacing)
+        lo, hi = potential.extent()
+        shape = map_shape(lo, hi, n=request.grid, spacing=request.spacing)
         request.check_map_memory(shape, _thread_buffer_bytes(int(np.prod(shape))), xp=xp)
-        axes = map_axes(potential.box_lo, potential.box_hi, n=request.grid, spacing=request.spacing)
+        axes = map_axes(lo, hi, n=request.grid, spacing=request.spacing)
         values, field = evaluate_map(potential, axes, field=request.field, long_range_only=request.long_range_only)
-        values = convert_potential(values, unit)
+        values = convert_potential(values, unit, temperature_K=potential.temperature)
         if field is not None:
-            field = convert_potential(field, unit)
+            field = convert_potential(field, unit, temperature_K=potential.temperature)
         dataset = map_dataset(axes, values, field, unit=unit, attrs=attrs)
     dataset.attrs["time_evaluate_s"] = time.perf_counter() - start
     path = write_netcdf(dataset, request.output)
