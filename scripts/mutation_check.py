@@ -81,7 +81,7 @@ MUTATIONS = (
         "pipeline/electrostatics/tucker.py",
         "            rank = r\n            break\n",
         "            rank = r - 1\n            break\n",
-        (f"{ACC}::test_random_cloud_vs_direct",),
+        (f"{ACC}::test_random_cloud_vs_direct", f"{RULES}::test_tucker_ranks_satisfy_the_tail_rule"),
     ),
     Mutation(
         "Tucker error margin 0.5 -> 2 (budget)",
