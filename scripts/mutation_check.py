@@ -3,12 +3,12 @@
 
 Every entry of :data:`MUTATIONS` names a change to the numerical core, storage or validation:
 one exact snippet of one file, its replacement, and the pytest node ids that must fail with it.
-For each entry the package and the tests are copied to a temporary folder (file times kept, so
-the compiled Numba caches of unchanged modules stay valid), the snippet is replaced there, and
-``python -m pytest -x -q -p no:cacheprovider <ids>`` runs in the copy with PYTHONPATH pointing
-at it. The mutation is caught when pytest reports a failing test (exit status 1); an import
-error, a missing test id or a time-out is an error, not a catch. Before any mutation, every
-selected test must pass on the unchanged copy.
+The package and the tests are copied once to a temporary folder, where every selected test
+must pass unchanged (the baseline, which also fills the Numba caches of that copy). For each
+entry that copy is copied again (file times kept, so the compiled caches of unchanged modules stay
+valid), the snippet is replaced there, and ``python -m pytest -x -q -p no:cacheprovider <ids>``
+runs in it with PYTHONPATH pointing at it. The mutation is caught when pytest reports a failing
+test (exit status 1); an import error, a missing test id or a time-out is an error, not a catch.
 
 Prints a table (mutation, tests run, caught, seconds) and exits with status 1 when a mutation
 survives, errs, or its snippet is not found exactly once in its file (the code moved: the entry
@@ -208,10 +208,10 @@ class Outcome:
     seconds: float
 
 
-def _copy_tree(destination: Path) -> None:
-    """Copy what the tests need, keeping file times (Python and Numba caches stay valid)."""
+def _copy_tree(origin: Path, destination: Path) -> None:
+    """Copy what the tests need from ``origin``, keeping file times (Python and Numba caches stay valid)."""
     for name in COPIED:
-        source = ROOT / name
+        source = origin / name
         if source.is_dir():
             shutil.copytree(source, destination / name, ignore=shutil.ignore_patterns(".pytest_cache"))
         else:
@@ -239,35 +239,32 @@ def _matches(mutation: Mutation) -> int:
     return path.read_text().count(mutation.old) if path.is_file() else 0
 
 
-def check_baseline(mutations: tuple[Mutation, ...]) -> bool:
-    """Every selected test passes on an unchanged copy, and the copy is the code that runs."""
+def check_baseline(base: Path, mutations: tuple[Mutation, ...]) -> bool:
+    """Every selected test passes in the unchanged copy ``base``, and its package is the one imported."""
     tests = tuple(dict.fromkeys(t for m in mutations for t in m.tests))
-    with tempfile.TemporaryDirectory(prefix="mutation-baseline-") as tmp:
-        copy = Path(tmp)
-        _copy_tree(copy)
-        probe = subprocess.run([sys.executable, "-c", "import pipeline; print(pipeline.__file__)"], cwd=copy,
-                               env=_environment(copy), capture_output=True, text=True)
-        imported = Path(probe.stdout.strip() or "?").resolve()
-        if copy.resolve() not in imported.parents:
-            log.error("the copy's package is not the one imported (got %s): check PYTHONPATH and installs", imported)
-            return False
-        start = time.perf_counter()
-        code, output = _pytest(copy, tests)
-        log.info("baseline: %d test ids pass unchanged (%.1f s)" if code == 0 else "baseline FAILED (%d ids)",
-                 len(tests), *([time.perf_counter() - start] if code == 0 else []))
-        if code != 0:
-            print(output[-4000:])
-    return code == 0
+    probe = subprocess.run([sys.executable, "-c", "import pipeline; print(pipeline.__file__)"], cwd=base,
+                           env=_environment(base), capture_output=True, text=True)
+    imported = Path(probe.stdout.strip() or "?").resolve()
+    if base.resolve() not in imported.parents:
+        log.error("the copy's package is not the one imported (got %s): check PYTHONPATH and installs", imported)
+        return False
+    start = time.perf_counter()
+    code, output = _pytest(base, tests)
+    if code != 0:
+        log.error("baseline FAILED: the selected tests do not pass on the unchanged code\n%s", output[-4000:])
+        return False
+    log.info("baseline: %d test ids pass unchanged (%.1f s)", len(tests), time.perf_counter() - start)
+    return True
 
 
-def run_one(mutation: Mutation) -> Outcome:
-    """Apply ``mutation`` in a fresh copy and run its tests."""
+def run_one(mutation: Mutation, base: Path = ROOT) -> Outcome:
+    """Apply ``mutation`` in a fresh copy of ``base`` and run its tests."""
     found = _matches(mutation)
     if found != 1:
         return Outcome(mutation, f"snippet found {found}x in {mutation.file}: the code moved", 0.0)
     with tempfile.TemporaryDirectory(prefix="mutation-") as tmp:
         copy = Path(tmp)
-        _copy_tree(copy)
+        _copy_tree(base, copy)
         target = copy / mutation.file
         target.write_text(target.read_text().replace(mutation.old, mutation.new, 1))
         start = time.perf_counter()
@@ -315,13 +312,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{m.name}\n    {m.file}\n    " + "\n    ".join(m.tests))
         return 0
     start = time.perf_counter()
-    if not check_baseline(mutations):
-        return 1
     outcomes = []
-    for m in mutations:
-        outcome = run_one(m)
-        log.info("%-55s caught: %s (%.1f s)", m.name, outcome.status, outcome.seconds)
-        outcomes.append(outcome)
+    with tempfile.TemporaryDirectory(prefix="mutation-base-") as tmp:
+        base = Path(tmp)
+        _copy_tree(ROOT, base)
+        if not check_baseline(base, mutations):
+            return 1
+        for m in mutations:
+            outcome = run_one(m, base)
+            log.info("%-55s caught: %s (%.1f s)", m.name, outcome.status, outcome.seconds)
+            outcomes.append(outcome)
     print_table(outcomes)
     bad = [o for o in outcomes if o.status != "yes"]
     print(f"\n{len(outcomes) - len(bad)} of {len(outcomes)} mutations caught in {time.perf_counter() - start:.0f} s")
