@@ -167,7 +167,8 @@ def validate(
         fourier_grid, {k: f"{v:.1e}" for k, v in gaunt_cg.items()}, seconds,
     )
     return ValidationResult(
-        sample=sample, rotation=rotation, transform=improper, equivariance_error=errors, equivariance_error_density=err_density,
-        equivariance_error_potential=err_potential, projection_error=projection_error,
+        sample=sample, rotation=rotation, transform=improper, equivariance_error=errors,
+        equivariance_error_density=err_density, equivariance_error_potential=err_potential,
+        projection_error=projection_error,
         fourier_grid_difference=float(fourier_grid), gaunt_cg_difference=gaunt_cg, seconds=seconds,
     )
