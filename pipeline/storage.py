@@ -77,6 +77,27 @@ def sanitize_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
     return {key: _netcdf_attr(value) for key, value in attrs.items()}
 
 
+def _check_target(path: Path) -> None:
+    """Raise ``IsADirectoryError`` naming ``path`` when it is an existing folder."""
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a directory; give a file name to write to")
+
+
+def _fsync(name: str) -> None:
+    """Flush a closed file's data to disk, so the rename never publishes a file still in the page cache."""
+    with open(name, "rb") as stream:
+        os.fsync(stream.fileno())
+
+
+def _publish(tmp_name: str, path: Path) -> None:
+    """Rename the finished temporary file onto ``path``; errors name ``path``, not the temporary."""
+    _fsync(tmp_name)
+    try:
+        os.replace(tmp_name, path)
+    except OSError as exc:
+        raise type(exc)(exc.errno, f"{path}: cannot replace it with the written file ({exc.strerror})") from exc
+
+
 def _temporary_sibling(path: Path) -> str:
     """Create an empty temporary file beside ``path``, removing leftovers of killed earlier writes."""
     for stale in path.parent.glob(f".{path.name}.*.tmp"):
@@ -93,6 +114,8 @@ def write_netcdf(dataset: xr.Dataset, path: str | os.PathLike, *, compress: bool
     """Write ``dataset`` to ``path`` atomically (temporary file in the same folder, then rename).
 
     A temporary file left by an earlier write of the same path that was killed is removed first.
+    A write that fails part-way leaves an existing ``path`` as it was and removes its temporary
+    file; the finished temporary file is flushed to disk before the rename.
 
     Parameters
     ----------
@@ -107,8 +130,14 @@ def write_netcdf(dataset: xr.Dataset, path: str | os.PathLike, *, compress: bool
     -------
     pathlib.Path
         The written path.
+
+    Raises
+    ------
+    IsADirectoryError
+        When ``path`` is an existing folder (naming it).
     """
     path = Path(path)
+    _check_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     dataset = dataset.copy()
     dataset.attrs = sanitize_attrs(dataset.attrs)
@@ -122,7 +151,7 @@ def write_netcdf(dataset: xr.Dataset, path: str | os.PathLike, *, compress: bool
     tmp_name = _temporary_sibling(path)
     try:
         dataset.to_netcdf(tmp_name, engine="netcdf4", encoding=encoding)
-        os.replace(tmp_name, path)
+        _publish(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
@@ -152,12 +181,13 @@ def read_netcdf(path: str | os.PathLike) -> xr.Dataset:
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write raw bytes to ``path`` through a temporary file and a rename."""
     path = Path(path)
+    _check_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp_name = _temporary_sibling(path)
     try:
         with open(tmp_name, "wb") as stream:
             stream.write(data)
-        os.replace(tmp_name, path)
+        _publish(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise

@@ -118,11 +118,80 @@ def test_cg_invariants_are_scaled_dot_products(rng):
             sl = slice(l1 * l1, (l1 + 1) ** 2)
             expected = np.einsum("anm,am->an", result.density[..., sl], result.potential_sh[:, sl]) / np.sqrt(2 * l1 + 1)
             got = cg.values[..., block.slice][..., 0]
-            sign = np.sign(np.sum(got * expected))  # the real w3j(l, l, 0) sign is a convention
-            np.testing.assert_allclose(got, sign * expected, atol=1e-13, err_msg=f"path ({l1}, {l2}, 0)")
+            # real w3j(l, l, 0) = +δ_mm'/√(2l+1) in this basis (a fixed sign, not fitted: an
+            # all-zero output must fail), and the reference itself is not trivially zero
+            assert np.abs(expected).max() > 1e-3, f"path ({l1}, {l2}, 0): reference is zero"
+            np.testing.assert_allclose(got, expected, atol=1e-13, err_msg=f"path ({l1}, {l2}, 0)")
 
 
 @pytest.mark.parametrize("bad", [dict(lmax=9), dict(lmax=-1), dict(n_radial=0), dict(cutoff_A=0.0), dict(sphere_radius_A=-1.0)])
 def test_parameters_rejected(bad):
     with pytest.raises(ValueError):
         DescriptorParameters(**bad)
+
+
+def test_validation_transform_is_improper(rng):
+    # the structure is mapped by Q = −R: orthogonal with det −1, so parity labels are tested
+    positions, charges = molecule(rng)
+    result = compute_descriptors(positions, charges, cubic_potential, PARAMS)
+    q = result.validation.transform
+    np.testing.assert_allclose(q @ q.T, np.eye(3), atol=1e-14)
+    assert np.linalg.det(q) == pytest.approx(-1.0, abs=1e-12)
+    assert np.linalg.det(result.validation.rotation) == pytest.approx(1.0, abs=1e-12)
+    np.testing.assert_allclose(q, -result.validation.rotation, atol=0)
+
+
+
+def _relabelled(monkeypatch, parity_of):
+    """Make the validation see every product's irreps with parities ``parity_of(blocks, block)``."""
+    import dataclasses
+
+    from pipeline.descriptors import validation as module
+    from pipeline.equivariant.irreps import ProductIrreps
+
+    real = module.descriptor_product
+
+    def product(density, potential, method, lmax_out):
+        values, irreps = real(density, potential, method, lmax_out)
+        blocks = tuple(dataclasses.replace(b, parity=parity_of(irreps.blocks, b)) for b in irreps.blocks)
+        return values, ProductIrreps(blocks=blocks)
+
+    monkeypatch.setattr(module, "descriptor_product", product)
+
+
+def _validate_cubic(positions, charges):
+    params = DescriptorParameters(lmax=2, cutoff_A=4.5, n_radial=2, sphere_radius_A=1.2, n_validation=0)
+    good = compute_descriptors(positions, charges, cubic_potential, params)
+    return validate(
+        positions, charges, cubic_potential, good.density, good.potential_sh, good.products, lmax=2, cutoff_A=4.5,
+        n_radial=2, sphere_radius_A=1.2, band_limit=10, n_sample=12, rng=np.random.default_rng(3),
+    )
+
+
+def test_wrong_parity_label_gives_a_large_equivariance_error(rng, monkeypatch):
+    # the first l = 1 output block of every product labelled with the opposite parity: still
+    # equivariant under every proper rotation, so only the inversion in the transform exposes it
+    positions, charges = molecule(rng)
+    assert max(_validate_cubic(positions, charges).equivariance_error.values()) < 1e-10
+
+    def flip_first_l1(blocks, block):
+        first = next(b for b in blocks if b.l == 1)
+        return -block.parity if block is first else block.parity
+
+    _relabelled(monkeypatch, flip_first_l1)
+    v = _validate_cubic(positions, charges)
+    for method, error in v.equivariance_error.items():
+        assert error > 1e-2, f"{method}: a wrong parity label went unnoticed ({error:.1e})"
+
+
+def test_odd_path_sign_gives_a_large_equivariance_error(rng, monkeypatch):
+    # outputs labelled (−1)^l, the sign a spherical-harmonic signal would take, instead of
+    # p1·p2·(−1)^(l1+l2): wrong exactly for the odd paths (l1 + l2 + l3 odd, e.g. 1o ⊗ 1o → 1e),
+    # which CG and the vector Gaunt product compute and the plain Gaunt products never reach
+    positions, charges = molecule(rng)
+    _relabelled(monkeypatch, lambda blocks, block: (-1) ** block.l)
+    v = _validate_cubic(positions, charges)
+    for method in ("cg", "gaunt_grid+vector_gaunt"):
+        assert v.equivariance_error[method] > 1e-2, f"{method}: odd-path parity went unnoticed"
+    for method in ("gaunt_fourier", "gaunt_grid"):
+        assert v.equivariance_error[method] < 1e-10, f"{method}: only even paths, labels were right"

@@ -88,7 +88,7 @@ def test_grid_with_non_uniform_axes_matches_points(rng):
     gx, gy, gz = np.meshgrid(*axes, indexing="ij")
     pts = np.stack([gx.ravel(), gy.ravel(), gz.ravel()], axis=1)
     np.testing.assert_allclose(grid.ravel(), pot.potential(pts), rtol=1e-12, atol=1e-12)
-    assert np.max(np.abs(grid.ravel() - direct_potential(pts, pos, q))) < 3e-7 * np.abs(grid).max()
+    assert np.max(np.abs(grid.ravel() - direct_potential(pts, pos, q))) < 0.2e-7 * np.abs(grid).max()  # 0.03 ε
 
 
 def _window(d, plan):
@@ -158,14 +158,15 @@ def test_atom_values_from_grid_match_tucker_and_self_check(rng):
     total_t, _, long_t = pot_tucker.at_atoms()
     ref = direct_potential(pos, pos, q)
     scale = np.abs(ref).max()
-    assert np.max(np.abs(total - ref)) < 3e-6 * scale
-    assert np.max(np.abs(total_t - ref)) < 3e-6 * scale
-    assert np.max(np.abs(long - long_t)) < 3e-6 * scale
+    # dense cloud (0.15 atoms/Å³): measured 0.20, 0.18 and 0.22 ε
+    assert np.max(np.abs(total - ref)) < 0.3e-6 * scale
+    assert np.max(np.abs(total_t - ref)) < 0.3e-6 * scale
+    assert np.max(np.abs(long - long_t)) < 0.3e-6 * scale
     check = self_check(pot, total, n_sample=100, rng=rng, tolerance=1e-6)
     # every atom is checked (n ≤ EXACT_LIMIT): the representation's error there is total_t's
     assert check["max_rel_error_atoms_representation"] == pytest.approx(
         np.max(np.abs(pot.potential(pos) - ref)) / scale, rel=1e-9)
-    assert check["max_rel_error_atoms"] < 3e-6 and check["tolerance_exceeded"] == 0
+    assert check["max_rel_error_atoms"] < 0.3e-6 and check["tolerance_exceeded"] == 0
 
 
 def test_map_with_its_own_split_matches_direct(rng):
@@ -186,9 +187,9 @@ def test_map_with_its_own_split_matches_direct(rng):
     pick = np.append(rng.choice(pts.shape[0], 400, replace=False), np.ravel_multi_index((10, 20, 30), grid.shape))
     ref = direct_potential(pts[pick], pos_on, q)
     scale = np.abs(ref).max()
-    assert np.max(np.abs(grid.ravel()[pick] - ref)) < 3e-6 * scale
+    assert np.max(np.abs(grid.ravel()[pick] - ref)) < 0.4e-6 * scale  # measured 0.26 ε
     # and the stored split's own short range at the same points (points path)
-    assert np.max(np.abs(grid.ravel()[pick] - pot.potential(pts[pick]))) < 2e-6 * scale
+    assert np.max(np.abs(grid.ravel()[pick] - pot.potential(pts[pick]))) < 0.2e-6 * scale  # measured 0.02 ε
 
 
 def test_tucker_matches_tensorly_at_fixed_ranks(rng):

@@ -21,6 +21,9 @@ from pipeline.storage import write_netcdf
 from pipeline.structures.record import Structure, structure_to_dataset
 
 TOL = 1e-6
+#: Accepted error as a fraction of TOL (relative to max |Φ_ref|); measured 0.08–0.13 for these
+#: seeds (0.18 on the mid-range path of many points, allowed 0.3 there).
+LIMIT = 0.2
 
 
 def _cloud(rng, n=2500):
@@ -56,22 +59,22 @@ def test_shrunk_potential_matches_direct_at_atoms_points_and_map(shrunk):
     ref_atoms = direct_potential(pos, pos, q)
     scale = np.abs(ref_atoms).max()
     total, short, long = pot.at_atoms()
-    assert np.max(np.abs(total - ref_atoms)) < 3 * TOL * scale
+    assert np.max(np.abs(total - ref_atoms)) < LIMIT * TOL * scale  # measured 0.10
     np.testing.assert_allclose(total, free.at_atoms()[0], rtol=0, atol=1e-12 * scale)  # same build α
     # the representation itself at the atoms and at random points (the reloaded-file path)
     sample = rng.choice(pos.shape[0], 300, replace=False)
-    assert np.max(np.abs(pot.potential(pos[sample]) - ref_atoms[sample])) < 3 * TOL * scale
+    assert np.max(np.abs(pot.potential(pos[sample]) - ref_atoms[sample])) < LIMIT * TOL * scale  # 0.09
     pts = rng.uniform(np.asarray(pot.box_lo), np.asarray(pot.box_hi), (300, 3))
     ref_pts = direct_potential(pts, pos, q)
-    assert np.max(np.abs(pot.potential(pts) - ref_pts)) < 3 * TOL * scale
+    assert np.max(np.abs(pot.potential(pts) - ref_pts)) < LIMIT * TOL * scale  # 0.08
     fld = direct_field(pts[:100], pos, q)
-    assert np.max(np.abs(pot.field(pts[:100]) - fld)) < 3e-5 * np.abs(fld).max()
+    assert np.max(np.abs(pot.field(pts[:100]) - fld)) < 0.3 * TOL * np.abs(fld).max()  # measured 0.18
     axes = [np.linspace(pot.box_lo[k], pot.box_hi[k], n) for k, n in enumerate((24, 25, 26))]
     grid = pot.grid(*axes)
     gx, gy, gz = np.meshgrid(*axes, indexing="ij")
     grid_pts = np.stack([gx.ravel(), gy.ravel(), gz.ravel()], axis=1)
     pick = rng.choice(grid_pts.shape[0], 300, replace=False)
-    assert np.max(np.abs(grid.ravel()[pick] - direct_potential(grid_pts[pick], pos, q))) < 3 * TOL * scale
+    assert np.max(np.abs(grid.ravel()[pick] - direct_potential(grid_pts[pick], pos, q))) < LIMIT * TOL * scale  # 0.08
 
 
 def test_many_points_take_the_mid_range_path(shrunk):
@@ -84,21 +87,21 @@ def test_many_points_take_the_mid_range_path(shrunk):
     values = pot.potential(pts)
     check = np.r_[7, rng.choice(pts.shape[0], 300, replace=False)]
     ref = direct_potential(pts[check], pos, q)
-    assert np.max(np.abs(values[check] - ref)) < 3 * TOL * np.abs(ref).max()
+    assert np.max(np.abs(values[check] - ref)) < 0.3 * TOL * np.abs(ref).max()  # measured 0.18
 
 
 def test_shrunk_form_round_trips_and_self_checks(shrunk, tmp_path):
     pos, q, _, pot, _ = shrunk
     total, short, long = pot.at_atoms()
     check = self_check(pot, total, n_sample=200, rng=np.random.default_rng(0), tolerance=TOL)
-    assert check["tolerance_exceeded"] == 0 and check["max_rel_error_atoms_representation"] < 3 * TOL
+    assert check["tolerance_exceeded"] == 0 and check["max_rel_error_atoms_representation"] < LIMIT * TOL  # 0.11
     ds = potential_to_dataset(pot, total=total, short=short, long=long, timings={}, selfcheck=check)
     back = load_potential(write_netcdf(ds, tmp_path / "p.nc"))
     assert back.split == pot.split and back.cutoff == pot.cutoff and back.atom_long is None
     pts = np.random.default_rng(1).uniform(np.asarray(pot.box_lo), np.asarray(pot.box_hi), (50, 3))
     np.testing.assert_array_equal(back.potential(pts), pot.potential(pts))
     # a reloaded potential evaluates the atoms through the representation
-    np.testing.assert_allclose(back.at_atoms()[0], total, rtol=0, atol=3 * TOL * np.abs(total).max())
+    np.testing.assert_allclose(back.at_atoms()[0], total, rtol=0, atol=LIMIT * TOL * np.abs(total).max())  # 0.13
     with xr.open_dataset(tmp_path / "p.nc") as f:
         assert f.attrs["stored_alpha"] < f.attrs["alpha"] and f.attrs["stored_cutoff"] > f.attrs["cutoff"]
         assert f.attrs["storage_bytes"] <= f.attrs["max_storage_bytes"]
@@ -119,7 +122,7 @@ def test_gaussian_sum_split_shrinks_too(rng):
     assert pot.storage_bytes <= free.storage_bytes // 4 and pot.split.name == "gaussian-sum"
     pts = rng.uniform(np.asarray(pot.box_lo), np.asarray(pot.box_hi), (200, 3))
     ref = direct_potential(pts, pos, q)
-    assert np.max(np.abs(pot.potential(pts) - ref)) < 3 * TOL * np.abs(ref).max()
+    assert np.max(np.abs(pot.potential(pts) - ref)) < LIMIT * TOL * np.abs(ref).max()  # measured 0.11
 
 
 def test_cli_max_storage(tmp_path, rng):
@@ -142,4 +145,4 @@ def test_unreachable_limit_warns_and_keeps_an_accurate_form(rng, caplog):
     assert pot.storage_bytes > 100 and "still takes" in caplog.text
     pts = rng.uniform(np.asarray(pot.box_lo), np.asarray(pot.box_hi), (100, 3))
     ref = direct_potential(pts, pos, q)
-    assert np.max(np.abs(pot.potential(pts) - ref)) < 3 * TOL * np.abs(ref).max()
+    assert np.max(np.abs(pot.potential(pts) - ref)) < LIMIT * TOL * np.abs(ref).max()  # measured 0.11

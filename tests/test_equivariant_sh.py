@@ -98,3 +98,63 @@ def test_bad_input():
         spherical_harmonics(2, np.ones((4, 2)))
     with pytest.raises(ValueError, match="size"):
         lmax_of_dim(10)
+
+
+def _real_sh_closed_form(l: int, v: np.ndarray) -> np.ndarray:
+    """Integral-normalised real SH of degree l = 2, 3, 4 for unit vectors, m = −l..l, written out.
+
+    The textbook real harmonics (polar axis Z, azimuth atan2(Y, X), no Condon–Shortley phase)
+    in the frame X = z, Y = x, Z = y: the e3nn basis with polar axis +y and α = atan2(x, z).
+    """
+    X, Y, Z = v[:, 2], v[:, 0], v[:, 1]
+    pi = math.pi
+    if l == 2:
+        rows = [
+            0.5 * math.sqrt(15 / pi) * X * Y, 0.5 * math.sqrt(15 / pi) * Y * Z, 0.25 * math.sqrt(5 / pi) * (3 * Z**2 - 1),
+            0.5 * math.sqrt(15 / pi) * X * Z, 0.25 * math.sqrt(15 / pi) * (X**2 - Y**2),
+        ]
+    elif l == 3:
+        rows = [
+            0.25 * math.sqrt(35 / (2 * pi)) * Y * (3 * X**2 - Y**2), 0.5 * math.sqrt(105 / pi) * X * Y * Z,
+            0.25 * math.sqrt(21 / (2 * pi)) * Y * (5 * Z**2 - 1), 0.25 * math.sqrt(7 / pi) * Z * (5 * Z**2 - 3),
+            0.25 * math.sqrt(21 / (2 * pi)) * X * (5 * Z**2 - 1), 0.25 * math.sqrt(105 / pi) * Z * (X**2 - Y**2),
+            0.25 * math.sqrt(35 / (2 * pi)) * X * (X**2 - 3 * Y**2),
+        ]
+    else:
+        rows = [
+            0.75 * math.sqrt(35 / pi) * X * Y * (X**2 - Y**2), 0.75 * math.sqrt(35 / (2 * pi)) * Y * Z * (3 * X**2 - Y**2),
+            0.75 * math.sqrt(5 / pi) * X * Y * (7 * Z**2 - 1), 0.75 * math.sqrt(5 / (2 * pi)) * Y * Z * (7 * Z**2 - 3),
+            3 / 16 * math.sqrt(1 / pi) * (35 * Z**4 - 30 * Z**2 + 3), 0.75 * math.sqrt(5 / (2 * pi)) * X * Z * (7 * Z**2 - 3),
+            3 / 8 * math.sqrt(5 / pi) * (X**2 - Y**2) * (7 * Z**2 - 1), 0.75 * math.sqrt(35 / (2 * pi)) * X * Z * (X**2 - 3 * Y**2),
+            3 / 16 * math.sqrt(35 / pi) * (X**2 * (X**2 - 3 * Y**2) - Y**2 * (3 * X**2 - Y**2)),
+        ]
+    return np.stack(rows, axis=1)
+
+
+@pytest.mark.parametrize("l", [2, 3, 4])
+def test_convention_closed_forms_l2_to_l4(rng, l):
+    # every order m of degrees 2-4, sign included, without SymPy, SciPy or e3nn
+    v = _unit(rng, 50)
+    got = spherical_harmonics(4, v)[:, l * l : (l + 1) ** 2]
+    np.testing.assert_allclose(got, _real_sh_closed_form(l, v), rtol=0, atol=1e-14)
+
+
+def _scipy_complex_sh(l: int, m: int, beta: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """SciPy's complex Y_l^m (Condon–Shortley phase) at polar angle beta, azimuth alpha."""
+    special = pytest.importorskip("scipy.special")
+    if hasattr(special, "sph_harm_y"):  # SciPy >= 1.15
+        return special.sph_harm_y(l, m, beta, alpha)
+    return special.sph_harm(m, l, alpha, beta)  # older SciPy: order, degree, azimuth, polar
+
+
+@pytest.mark.parametrize("l", [2, 3, 4])
+def test_matches_scipy_complex_sh_l2_to_l4(rng, l):
+    # a peer that needs no optional package: Y_lm = √2 (−1)^m Re/Im Y_l^|m| in the y-polar frame
+    v = _unit(rng, 40)
+    beta = np.arccos(v[:, 1])
+    alpha = np.arctan2(v[:, 0], v[:, 2])
+    ours = spherical_harmonics(l, v)
+    for m in range(-l, l + 1):
+        yc = _scipy_complex_sh(l, abs(m), beta, alpha) * (-1) ** abs(m)  # remove Condon-Shortley
+        expected = yc.real if m == 0 else math.sqrt(2) * (yc.real if m > 0 else yc.imag)
+        np.testing.assert_allclose(ours[:, sh_index(l, m)], expected, rtol=0, atol=1e-13, err_msg=f"l={l} m={m}")

@@ -67,3 +67,77 @@ def test_written_file_has_the_usual_permissions(tmp_path):
     finally:
         os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def _crash_after_partial_write(monkeypatch, exception):
+    """Make every netCDF write put a few bytes into the file it was given, then fail."""
+
+    def partial_then_fail(self, path, *args, **kwargs):
+        with open(path, "wb") as stream:
+            stream.write(b"CDF\x01 half a header")
+        raise exception
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", partial_then_fail)
+
+
+@pytest.mark.parametrize("exception", [OSError(28, "No space left on device"), KeyboardInterrupt()])
+def test_crash_part_way_leaves_the_existing_file_unchanged(tmp_path, monkeypatch, exception):
+    target = write_netcdf(_dataset(), tmp_path / "out.nc")
+    before = target.read_bytes()
+    _crash_after_partial_write(monkeypatch, exception)
+    newer = _dataset()
+    newer["phi"] = newer["phi"] * 2.0
+    with pytest.raises(type(exception)):
+        write_netcdf(newer, target)
+    assert target.read_bytes() == before  # the old file, byte for byte
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.nc"]  # no temporary left behind
+    np.testing.assert_array_equal(read_netcdf(target)["phi"].values, [1.0, -2.5, 3.25])
+
+
+def test_crash_part_way_leaves_no_file_when_there_was_none(tmp_path, monkeypatch):
+    _crash_after_partial_write(monkeypatch, OSError(5, "Input/output error"))
+    with pytest.raises(OSError, match="Input/output error"):
+        write_netcdf(_dataset(), tmp_path / "out.nc")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("write", ["netcdf", "bytes"])
+def test_failed_rename_leaves_the_existing_file_and_no_temporary(tmp_path, monkeypatch, write):
+    import os
+
+    from pipeline.storage import atomic_write_bytes
+
+    target = tmp_path / "out.nc"
+    target.write_bytes(b"the previous result")
+
+    def refuse(src, dst):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(PermissionError) as info:
+        if write == "netcdf":
+            write_netcdf(_dataset(), target)
+        else:
+            atomic_write_bytes(target, b"the new result")
+    assert str(target) in str(info.value) and ".tmp" not in str(info.value)
+    assert target.read_bytes() == b"the previous result"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.nc"]
+
+
+@pytest.mark.parametrize("write", ["netcdf", "bytes"])
+def test_writing_onto_a_directory_names_the_path_given(tmp_path, write):
+    from pipeline.storage import atomic_write_bytes
+
+    folder = tmp_path / "results.nc"
+    folder.mkdir()
+    (folder / "inside.txt").write_text("kept")
+    with pytest.raises(IsADirectoryError) as info:
+        if write == "netcdf":
+            write_netcdf(_dataset(), folder)
+        else:
+            atomic_write_bytes(folder, b"data")
+    message = str(info.value)
+    assert message.startswith(f"{folder}:") and "directory" in message
+    assert ".tmp" not in message  # not the hidden temporary name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.nc"]
+    assert (folder / "inside.txt").read_text() == "kept"

@@ -67,10 +67,15 @@ def transform_sh(values: np.ndarray, lmax: int, rotation: np.ndarray, det: float
 
 @dataclass
 class ValidationResult:
-    """Outcome of :func:`validate`; errors are dimensionless relative maxima."""
+    """Outcome of :func:`validate`; errors are dimensionless relative maxima.
+
+    ``rotation`` is the proper rotation R (det +1) drawn from the seed and ``transform`` the
+    improper Q = −R (det −1) the structure was mapped by, so every parity label is tested.
+    """
 
     sample: np.ndarray
     rotation: np.ndarray
+    transform: np.ndarray
     equivariance_error: dict[str, float]
     equivariance_error_density: float
     equivariance_error_potential: float
@@ -121,7 +126,7 @@ def validate(
     sample = np.sort(rng.choice(n_atoms, size=min(int(n_sample), n_atoms), replace=False))
     rotation = np.asarray(random_rotations(1, rng=rng)[0])
     improper = -rotation  # rotation followed by inversion, det = −1
-    det = -1.0
+    det = float(np.round(np.linalg.det(improper)))  # the parity signs follow the transform applied
     rotated = positions_A @ improper.T
 
     dens_rot = neighbour_density_at(rotated, charges_e, sample, lmax=lmax, cutoff_A=cutoff_A, n_radial=n_radial)
@@ -162,7 +167,8 @@ def validate(
         fourier_grid, {k: f"{v:.1e}" for k, v in gaunt_cg.items()}, seconds,
     )
     return ValidationResult(
-        sample=sample, rotation=rotation, equivariance_error=errors, equivariance_error_density=err_density,
-        equivariance_error_potential=err_potential, projection_error=projection_error,
+        sample=sample, rotation=rotation, transform=improper, equivariance_error=errors,
+        equivariance_error_density=err_density, equivariance_error_potential=err_potential,
+        projection_error=projection_error,
         fourier_grid_difference=float(fourier_grid), gaunt_cg_difference=gaunt_cg, seconds=seconds,
     )
