@@ -72,15 +72,6 @@ def _sequential_spectra(tensor, ranks):
     return spectra
 
 
-#: Below ε ≈ 1e-8 the recorded Tucker error √(‖C‖² − ‖G‖²)/‖C‖ is a difference of two numbers equal
-#: to ~1e-16 relative, and the truncation (Gram eigenvectors) no longer meets its budget.
-GRAM_ROUND_OFF = pytest.mark.xfail(
-    strict=True,
-    reason="tucker.py records rel_error = sqrt(|C|^2 - |G|^2)/|C|, which cancels below eps ~ 1e-8 (1e-8: 1.96e-8 "
-    "recorded, 1.2e-9 actual; 1e-9: 0 recorded, 6.1e-10 actual, above eps*TUCKER_MARGIN = 5e-10)",
-)
-
-
 def _coefficients_and_potential(tolerance, split, n=800):
     pos, q = _cloud(n=n)
     pot, _ = build_potential(pos, q, tolerance=tolerance, split=split, max_storage_bytes=None)
@@ -94,20 +85,14 @@ def _coefficients_and_potential(tolerance, split, n=800):
 def test_tucker_ranks_satisfy_the_tail_rule(tolerance, split):
     coeffs, pot = _coefficients_and_potential(tolerance, split)
     budget = (tolerance * TUCKER_MARGIN) ** 2 * np.sum(coeffs**2) / 3.0
-    # at 1e-8 the budget (8e-18 of ‖C‖²) is near the round-off of the Gram eigenvalues the code
-    # ranks by (clipped at 0, so they only add to the tail): one rank more than the rule is allowed
-    # there (measured: 19 where 18 meets the rule, mode 0)
-    spare = 1 if tolerance < 1e-7 else 0
     for mode, (rank, sigma) in enumerate(zip(pot.ranks, _sequential_spectra(coeffs, pot.ranks))):
         tail = np.cumsum((sigma**2)[::-1])[::-1]  # tail[i] = Σ_{k ≥ i} σ_k²
         assert rank < sigma.size, f"mode {mode}: rank {rank} is the full size"
         assert tail[rank] <= budget, f"mode {mode}: rank {rank} leaves {tail[rank]:.3e} > budget {budget:.3e}"
-        assert tail[rank - 1 - spare] > budget, f"mode {mode}: rank {rank - 1 - spare} would already do"
+        assert tail[rank - 1] > budget, f"mode {mode}: rank {rank - 1} would already do"
 
 
-@pytest.mark.parametrize(
-    "tolerance", [1e-6, 1e-7, pytest.param(1e-8, marks=GRAM_ROUND_OFF), pytest.param(1e-9, marks=GRAM_ROUND_OFF)]
-)
+@pytest.mark.parametrize("tolerance", [1e-6, 1e-7, 1e-8, 1e-9])
 def test_recorded_tucker_error_is_the_reconstruction_error(tolerance):
     # the tucker_rel_error a potential file records, against ‖C − G×U‖/‖C‖ computed here
     coeffs, pot = _coefficients_and_potential(tolerance, "ewald")

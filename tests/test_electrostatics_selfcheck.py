@@ -2,10 +2,11 @@
 
 A built potential is damaged on purpose (Tucker core scaled by 1 + 1e-3; ranks cut). The errors
 ``self_check`` records must equal errors computed here, independently, from a plain NumPy
-Coulomb sum at the very atoms and points it sampled (recorded by a spy on the evaluation), and
-``tolerance_exceeded`` must be 1. The flag is then followed through the ``potential`` command
-line (``--ranks`` too small) into the potential file's attributes, the log WARNING and the
-report Dataset and table.
+Coulomb sum at the very atoms and points it sampled (recorded by a spy on the evaluation) and at
+the coarse map it evaluates, all relative to one scale (max |Φ_ref| over the checked atoms), and
+``tolerance_exceeded`` must be 1. Through the ``potential`` command line (``--ranks`` too small)
+the stage fails with a one-line error and writes nothing; with ``--allow-exceeded`` the flag is
+followed into the potential file's attributes, the log WARNING and the report Dataset and table.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pytest
 import xarray as xr
 
 from pipeline.electrostatics import ChebyshevTuckerPotential, build_potential, load_potential, self_check
-from pipeline.electrostatics.selfcheck import EXACT_LIMIT
+from pipeline.electrostatics.selfcheck import EXACT_LIMIT, MAP_POINTS
 
 TOL = 1e-6
 
@@ -35,9 +36,10 @@ def coulomb(targets: np.ndarray, sources: np.ndarray, charges: np.ndarray) -> np
     return out
 
 
-def rel_errors(value: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
-    """(max, rms) of value − reference over max |reference| (the self-check's normalisation)."""
-    scale = np.max(np.abs(reference))
+def rel_errors(value: np.ndarray, reference: np.ndarray, scale: float | None = None) -> tuple[float, float]:
+    """(max, rms) of value − reference over ``scale`` (default max |reference|; the self-check
+    divides by max |Φ_ref| over the checked atoms everywhere)."""
+    scale = np.max(np.abs(reference)) if scale is None else scale
     diff = value - reference
     return float(np.max(np.abs(diff)) / scale), float(np.sqrt(np.mean(diff**2)) / scale)
 
@@ -59,9 +61,16 @@ class Spy(ChebyshevTuckerPotential):
 
 
 def spy_of(potential: ChebyshevTuckerPotential, **changes) -> Spy:
-    fields = {f.name: getattr(potential, f.name) for f in dataclasses.fields(potential)}
+    fields = {f.name: getattr(potential, f.name) for f in dataclasses.fields(potential) if f.init}
     fields.update(changes)
     return Spy(**fields)
+
+
+def map_points(potential, n: int = MAP_POINTS) -> np.ndarray:
+    """The self-check's coarse map: n cell-centred points per axis over the Chebyshev box, (n³, 3) Å."""
+    lo, hi = np.asarray(potential.box_lo), np.asarray(potential.box_hi)
+    axes = [lo[k] + (hi[k] - lo[k]) * (np.arange(n) + 0.5) / n for k in range(3)]
+    return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
 
 
 @pytest.fixture(scope="module")
@@ -84,9 +93,15 @@ def test_undamaged_potential_passes_with_the_same_errors(cloud, caplog):
     np.testing.assert_array_equal(targets[:500], pos)  # the atoms, then the points
     pts = targets[500:]
     assert pts.shape == (40, 3)
+    scale = np.max(np.abs(ref))
+    assert check["tolerance_scale_e_per_A"] == pytest.approx(scale, rel=1e-12)
     assert check["max_rel_error_atoms"] == pytest.approx(rel_errors(total, ref)[0], rel=1e-9)
-    assert check["max_rel_error_points"] == pytest.approx(rel_errors(pot.potential(pts), coulomb(pts, pos, q))[0], rel=1e-9)
-    assert check["max_rel_error_atoms"] < TOL and check["max_rel_error_points"] < TOL
+    assert check["max_rel_error_points"] == pytest.approx(
+        rel_errors(pot.potential(pts), coulomb(pts, pos, q), scale)[0], rel=1e-9)
+    grid = map_points(pot)
+    assert check["max_rel_error_map"] == pytest.approx(
+        rel_errors(pot.potential(grid), coulomb(grid, pos, q), scale)[0], rel=1e-6)
+    assert max(check["max_rel_error_atoms"], check["max_rel_error_points"], check["max_rel_error_map"]) < TOL
     assert check["tolerance_exceeded"] == 0
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
@@ -102,18 +117,22 @@ def test_scaled_core_is_reported_at_atoms_and_points(cloud, caplog):
     pts = damaged.evaluated()
     assert pts.shape == (32, 3) and check["selfcheck_points"] == 32 and check["selfcheck_atoms"] == 500
     assert np.all(pts >= np.asarray(pot.box_lo)) and np.all(pts <= np.asarray(pot.box_hi))
+    scale = np.max(np.abs(ref))
     max_a, rms_a = rel_errors(atom_values, ref)
-    max_p, rms_p = rel_errors(pot.potential(pts) + 1e-3 * pot.long_range(pts), coulomb(pts, pos, q))
-    assert max_a > 10 * TOL and max_p > 10 * TOL  # the damage is visible
+    max_p, rms_p = rel_errors(pot.potential(pts) + 1e-3 * pot.long_range(pts), coulomb(pts, pos, q), scale)
+    grid = map_points(pot)
+    max_m = rel_errors(pot.potential(grid) + 1e-3 * pot.long_range(grid), coulomb(grid, pos, q), scale)[0]
+    assert max_a > 10 * TOL and max_p > 10 * TOL and max_m > 10 * TOL  # the damage is visible
     assert check["max_rel_error_atoms"] == pytest.approx(max_a, rel=1e-9)
     assert check["rms_rel_error_atoms"] == pytest.approx(rms_a, rel=1e-9)
     assert check["max_rel_error_points"] == pytest.approx(max_p, rel=1e-9)
     assert check["rms_rel_error_points"] == pytest.approx(rms_p, rel=1e-9)
+    assert check["max_rel_error_map"] == pytest.approx(max_m, rel=1e-6)
     assert "max_rel_error_atoms_representation" not in check
     assert check["tolerance_exceeded"] == 1
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1 and "exceeds 10x the requested tolerance" in warnings[0].getMessage()
-    assert f"{max(max_a, max_p):.2e}" in warnings[0].getMessage()
+    assert len(warnings) == 1 and "exceeds the requested tolerance" in warnings[0].getMessage()
+    assert f"{max(max_a, max_p, max_m):.2e}" in warnings[0].getMessage()
 
 
 def test_damaged_representation_is_flagged_although_atom_values_are_good(cloud):
@@ -129,7 +148,7 @@ def test_damaged_representation_is_flagged_although_atom_values_are_good(cloud):
     assert check["max_rel_error_atoms"] == pytest.approx(rel_errors(total, ref)[0], rel=1e-9)
     assert check["max_rel_error_atoms"] < TOL
     representation = rel_errors(cut.potential(pos), ref)[0]
-    points = rel_errors(cut.potential(pts), coulomb(pts, pos, q))[0]
+    points = rel_errors(cut.potential(pts), coulomb(pts, pos, q), np.max(np.abs(ref)))[0]
     assert representation > 10 * TOL and points > 10 * TOL
     assert check["max_rel_error_atoms_representation"] == pytest.approx(representation, rel=1e-9)
     assert check["max_rel_error_points"] == pytest.approx(points, rel=1e-9)
@@ -158,15 +177,12 @@ def test_sampled_atoms_are_the_ones_compared():
     assert check["max_rel_error_atoms_representation"] == pytest.approx(
         rel_errors(spy.potential(pos[idx]), ref)[0], rel=1e-9)
     pts = targets[30:]
-    assert check["max_rel_error_points"] == pytest.approx(rel_errors(spy.potential(pts), coulomb(pts, pos, q))[0], rel=1e-9)
+    assert check["max_rel_error_points"] == pytest.approx(
+        rel_errors(spy.potential(pts), coulomb(pts, pos, q), np.max(np.abs(ref)))[0], rel=1e-9)
     assert check["tolerance_exceeded"] == 1
 
 
-def test_flag_reaches_the_file_the_log_and_the_report(tmp_path):
-    # ranks far below the tail rule through the command line: the file, the log and the report
-    # must all say the tolerance was exceeded, with the errors of the stored potential
-    from pipeline.reports.datasets import build_report
-    from pipeline.reports.tables import potentials_table
+def _toy_structure(tmp_path):
     from pipeline.storage import write_netcdf
     from pipeline.structures.record import Structure, structure_to_dataset
 
@@ -175,21 +191,49 @@ def test_flag_reaches_the_file_the_log_and_the_report(tmp_path):
     q = rng.normal(size=300)
     attrs = {"structure_id": "toy", "source": "test", "charge_source": "test"}
     write_netcdf(structure_to_dataset(Structure(positions=pos, charges=q, attrs=attrs)), tmp_path / "s.nc")
+    return pos, q
+
+
+def test_missed_tolerance_fails_after_the_repairs_and_writes_nothing(tmp_path):
+    # ranks far below the tail rule: no accuracy level can meet the tolerance
+    _toy_structure(tmp_path)
     res = subprocess.run(
         [sys.executable, "-m", "pipeline", "potential", "s.nc", "-o", "p.nc", "--tolerance", "1e-6",
          "--ranks", "3", "3", "3", "--self-check", "20", "--seed", "5"],
         cwd=tmp_path, capture_output=True, text=True, timeout=300,
     )
+    assert res.returncode == 1
+    errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "misses the tolerance 1e-06" in errors[0], res.stderr
+    assert "by accuracy level: 0: " in errors[0] and ", 2: " in errors[0]  # two repairs were tried
+    rebuilds = [line for line in res.stderr.splitlines() if "rebuilding at accuracy level" in line]
+    assert len(rebuilds) == 2
+    assert not (tmp_path / "p.nc").exists() and list(tmp_path.iterdir()) == [tmp_path / "s.nc"]
+
+
+def test_flag_reaches_the_file_the_log_and_the_report(tmp_path):
+    # ranks far below the tail rule, kept with --allow-exceeded: the file, the log and the report
+    # must all say the tolerance was exceeded, with the errors of the stored potential
+    from pipeline.reports.datasets import build_report
+    from pipeline.reports.tables import potentials_table
+
+    pos, q = _toy_structure(tmp_path)
+    res = subprocess.run(
+        [sys.executable, "-m", "pipeline", "potential", "s.nc", "-o", "p.nc", "--tolerance", "1e-6",
+         "--ranks", "3", "3", "3", "--self-check", "20", "--seed", "5", "--allow-exceeded"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
     assert res.returncode == 0, res.stderr  # flagged, not failed: the file is still written
     warnings = [line for line in res.stderr.splitlines() if " WARNING " in line]
-    assert len(warnings) == 1 and "exceeds 10x the requested tolerance 1.0e-06" in warnings[0], res.stderr
+    assert sum("exceeds the requested tolerance 1.0e-06" in line for line in warnings) == 3, res.stderr  # levels 0-2
+    assert "flagged as tolerance_exceeded" in warnings[-1], res.stderr
 
     ref = coulomb(pos, pos, q)
     stored = load_potential(tmp_path / "p.nc")
     with xr.open_dataset(tmp_path / "p.nc") as p:
         attrs = dict(p.attrs)
         atom_values = p["potential"].values
-    assert attrs["tolerance_exceeded"] == 1 and list(attrs["ranks"]) == [3, 3, 3]
+    assert attrs["tolerance_exceeded"] == 1 and list(attrs["ranks"]) == [3, 3, 3] and attrs["accuracy_level"] == 2
     assert attrs["max_rel_error_atoms"] == pytest.approx(rel_errors(atom_values, ref)[0], rel=1e-9)
     representation = rel_errors(stored.potential(pos), ref)[0]
     assert representation > 10 * 1e-6

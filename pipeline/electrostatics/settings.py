@@ -74,6 +74,9 @@ class PotentialSettings:
     accuracy_level : int
         Internal tightening of the first build (0: the default plan). A build whose self-check
         misses the tolerance is rebuilt at the next levels, up to :data:`MAX_REPAIRS` times.
+    allow_exceeded : bool
+        Write a potential that still misses the tolerance after the repairs (flagged by
+        ``tolerance_exceeded`` in the file and the report) instead of failing.
     seed : int
         Seed of the self-check sample.
     device : {"cpu", "cuda", "auto"}
@@ -102,6 +105,7 @@ class PotentialSettings:
     max_storage_bytes: int = DEFAULT_MAX_STORAGE_BYTES
     self_check: int = 2000
     accuracy_level: int = 0
+    allow_exceeded: bool = False
     seed: int = 0
     device: str = "cpu"
     dielectric: float = 1.0
@@ -229,4 +233,7 @@ def add_arguments(parser: argparse.ArgumentParser, *, finish: bool = True) -> No
                           f"alpha (default {d.max_storage_bytes}, 1%% of a 129^3 float64 map; 0: no limit)")
     out.add_argument("--self-check", type=int, default=d.self_check, metavar="N",
                      help=f"atoms and points compared with an independent reference (default {d.self_check}; 0: off)")
+    out.add_argument("--allow-exceeded", action="store_true",
+                     help="write a potential that misses the tolerance after the repairs (flagged in the file and the "
+                          "report) instead of exiting with an error")
     out.add_argument("--seed", type=int, default=d.seed, metavar="N", help=f"seed of the self-check sample (default {d.seed})")

@@ -129,14 +129,12 @@ def build_checked(positions, charges, settings: PotentialSettings, *, cell=None,
         total, short, long, check = check_atoms(potential, settings, timings)
         if not _missed(check, settings):
             break
-        spent += sum(timings.values())
         repairs.append({"accuracy_level": level, "max_rel_error": check["max_rel_error"]})
         if len(repairs) > MAX_REPAIRS:
-            raise ValueError(
-                f"{source}: the potential misses the tolerance {settings.tolerance:g} even at accuracy level "
-                f"{level} (self-check errors by level: "
-                + ", ".join(f"{r['accuracy_level']}: {r['max_rel_error']:.2e}" for r in repairs)
-                + "); ask for a looser tolerance or set alpha/cutoff/degree by hand")
+            _exceeded(source, settings, repairs)
+            repairs.pop()  # the attempt that is kept is not a repair
+            break
+        spent += sum(timings.values())
         level += 1
         log.warning("self-check error %.2e > tolerance %.1e: rebuilding at accuracy level %d (tighter grid, cutoff, "
                     "degree and Tucker tolerances)", check["max_rel_error"], settings.tolerance, level)
@@ -144,6 +142,18 @@ def build_checked(positions, charges, settings: PotentialSettings, *, cell=None,
         timings["failed_builds"] = spent
     check = {**check, "accuracy_level": int(level), "repairs": json.dumps(repairs)}
     return potential, (total, short, long), check, timings
+
+
+def _exceeded(source: str, settings: PotentialSettings, attempts: list) -> None:
+    """``ValueError`` for a potential that misses the tolerance, or a WARNING with ``allow_exceeded``."""
+    errors = ", ".join(f"{r['accuracy_level']}: {r['max_rel_error']:.2e}" for r in attempts)
+    if not settings.allow_exceeded:
+        raise ValueError(
+            f"{source}: the potential misses the tolerance {settings.tolerance:g} (self-check errors by accuracy level: "
+            f"{errors}); ask for a looser --tolerance, check parameters set by hand (--ranks, --alpha, --cutoff, "
+            "--degree), or pass --allow-exceeded to keep it flagged")
+    log.warning("writing a potential that misses the tolerance %.1e (self-check errors by accuracy level: %s), "
+                "flagged as tolerance_exceeded", settings.tolerance, errors)
 
 
 def run_potential(structure_path, output, settings: PotentialSettings) -> dict:
@@ -203,10 +213,13 @@ def run_potential_gather(structure_path, chunk_files, output, settings: Potentia
     potential.params["chunks"] = len(chunk_files)
     total, short, long, check = check_atoms(potential, settings, timings)
     if _missed(check, settings):
-        raise ValueError(
-            f"{structure_path}: the gathered potential misses the tolerance {settings.tolerance:g} (self-check error "
-            f"{check['max_rel_error']:.2e}); rerun the chunks and the gather with --accuracy-level "
-            f"{settings.accuracy_level + 1}")
+        if not settings.allow_exceeded:
+            raise ValueError(
+                f"{structure_path}: the gathered potential misses the tolerance {settings.tolerance:g} (self-check "
+                f"error {check['max_rel_error']:.2e}); rerun the chunks and the gather with --accuracy-level "
+                f"{settings.accuracy_level + 1}, or pass --allow-exceeded to keep it flagged")
+        _exceeded(str(structure_path), settings,
+                  [{"accuracy_level": settings.accuracy_level, "max_rel_error": check["max_rel_error"]}])
     check = {**check, "accuracy_level": int(settings.accuracy_level), "repairs": "[]"}
     write_potential(potential, (total, short, long), check, structure, settings, timings, output=output,
                     input_file=structure_path)

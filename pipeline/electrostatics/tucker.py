@@ -109,26 +109,48 @@ def tucker_hosvd(tensor, rel_tol: float, *, ranks=None, max_rank: int | None = N
     core : (r1, r2, r3) array
     factors : list of three (m_k, r_k) arrays with orthonormal columns
     rel_error : float
-        ‖T − G×U‖_F / ‖T‖_F, computed as √(‖T‖² − ‖G‖²) (exact for orthonormal factors).
+        ‖T − G×U‖_F / ‖T‖_F, computed as √(‖T‖² − ‖G‖²) (exact for orthonormal factors), or
+        from the reconstruction below :data:`DIRECT_ERROR_LIMIT`, where that difference cancels.
+
+    Notes
+    -----
+    Factors come from the eigenvectors of the unfoldings' Gram matrices (fast), or from an SVD
+    of the unfoldings below :data:`GRAM_TOLERANCE_LIMIT`, where the Gram eigenvalues' round-off
+    would exceed the tail budget.
     """
     xp = namespace_of(tensor)
     with single_blas_thread(xp):
         return _tucker_hosvd(tensor, rel_tol, ranks, max_rank, hooi_sweeps, xp)
 
 
+#: Below this relative tolerance the tail budget (ε²/3 of ‖T‖²) is smaller than the round-off of
+#: the Gram eigenvalues (~1e-16 ‖T‖²), so the factors come from an SVD of the unfolding instead.
+GRAM_TOLERANCE_LIMIT = 1e-7
+#: Below this relative error ‖T‖² − ‖G‖² cancels, so the error is computed from the reconstruction.
+DIRECT_ERROR_LIMIT = 1e-6
+
+
+def _mode_spectrum(core, mode: int, use_svd: bool, xp):
+    """(σ² descending, left singular vectors) of the mode-``mode`` unfolding of ``core``."""
+    if use_svd:
+        unf = xp.moveaxis(core, mode, 0).reshape(core.shape[mode], -1)
+        u, sigma, _ = xp.linalg.svd(unf, full_matrices=False)
+        return sigma * sigma, u
+    evals, evecs = _eigh(_unfolding_gram(core, mode))
+    order = xp.argsort(evals)[::-1]
+    return xp.clip(evals[order], 0.0, None), evecs[:, order]
+
+
 def _tucker_hosvd(tensor, rel_tol, ranks, max_rank, hooi_sweeps, xp):
     norm2 = float(xp.sum(tensor * tensor))
     budget = (rel_tol**2) * norm2 / 3.0
+    use_svd = ranks is None and rel_tol < GRAM_TOLERANCE_LIMIT
     factors = []
     core = tensor
     for mode in range(3):
-        # sequentially truncated: the Gram matrix of the tensor already projected on the
-        # earlier modes (smaller, same error bound)
-        gram = _unfolding_gram(core, mode)
-        evals, evecs = _eigh(gram)
-        order = xp.argsort(evals)[::-1]
-        evals = xp.clip(evals[order], 0.0, None)
-        evecs = evecs[:, order]
+        # sequentially truncated: the spectrum of the tensor already projected on the earlier
+        # modes (smaller, same error bound)
+        evals, evecs = _mode_spectrum(core, mode, use_svd, xp)
         if ranks is not None:
             r = int(ranks[mode])
         else:
@@ -151,6 +173,9 @@ def _tucker_hosvd(tensor, rel_tol, ranks, max_rank, hooi_sweeps, xp):
     core = xp.ascontiguousarray(core)
     core_norm2 = float(xp.sum(core * core))
     rel_error = (max(norm2 - core_norm2, 0.0) / norm2) ** 0.5 if norm2 > 0 else 0.0
+    if norm2 > 0 and rel_error < DIRECT_ERROR_LIMIT:
+        diff = tucker_to_full(core, factors) - tensor
+        rel_error = float(xp.sum(diff * diff) / norm2) ** 0.5
     return core, factors, rel_error
 
 
