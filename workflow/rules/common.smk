@@ -1,12 +1,20 @@
 # Configuration validation and input functions shared by every rule file.
 
 import json
+import os
 import re
+import shlex
 
 from snakemake.utils import validate
 
 
 validate(config, schema="../schemas/config.schema.yaml")
+
+#: Command prefix of every stage: this workflow's own `pipeline` package (the folder of the
+#: Snakefile goes first on PYTHONPATH), with its dependencies from the active environment: the
+#: virtual environment, or the rule's conda env with `--software-deployment-method conda`
+#: (envs/*.yaml install the dependencies, not the package). Works from any `--directory`.
+PIPELINE = f"PYTHONPATH={shlex.quote(os.path.abspath(workflow.basedir))}${{PYTHONPATH:+:$PYTHONPATH}} python -m pipeline"
 
 RESULTS = config["results_dir"]
 STRUCTURES = config["structures"]
@@ -68,7 +76,12 @@ def structure_files():
 
 def all_targets():
     """Every file the default target `all` asks for."""
-    return [result("report.nc")]
+    return [result("report.nc"), *map_files()]
+
+
+def conda_env(device):
+    """Conda environment file of a rule (path relative to workflow/rules/): GPU env for cuda."""
+    return "../../envs/gpu.yaml" if device == "cuda" else "../../envs/pipeline.yaml"
 
 
 POTENTIAL = config["potential"]
@@ -152,6 +165,42 @@ def known_ids(ids, key):
 def descriptor_ids():
     """Structure ids that get descriptors; each must be a structure of the study."""
     return known_ids(DESCRIPTORS["structures"], "descriptors.structures")
+
+
+MAPS = config["maps"]
+
+
+def map_ids():
+    """Structure ids that get a potential map; each must be a structure of the study."""
+    return known_ids(MAPS["structures"], "maps.structures")
+
+
+def map_files():
+    """Map files of the study: netCDF, and OpenDX with `maps.dx`."""
+    files = expand(result("maps/{structure}.nc"), structure=map_ids())
+    if MAPS["dx"]:
+        files += expand(result("maps/{structure}.dx"), structure=map_ids())
+    return files
+
+
+def map_outputs():
+    """Named outputs of rule `map`: the netCDF map, and the OpenDX map with `maps.dx`."""
+    outputs = {"nc": result("maps/{structure}.nc")}
+    if MAPS["dx"]:
+        outputs["dx"] = result("maps/{structure}.dx")
+    return outputs
+
+
+def map_args(wildcards, output):
+    """Command-line options of `pipeline evaluate` for a map from the config."""
+    m = MAPS
+    args = [f"--spacing {m['spacing']}" if m.get("spacing") else f"--grid {m['grid']}"]
+    args.append(f"--units {shlex.quote(m['units'])} --device {m['device']}")
+    if m["field"]:
+        args.append("--field")
+    if m["dx"]:
+        args.append(f"--dx {shlex.quote(output.dx)}")
+    return " ".join(args)
 
 
 def descriptors_args():

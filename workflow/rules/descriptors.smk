@@ -14,11 +14,11 @@ rule descriptors:
     benchmark:
         benchmark_path("descriptors")
     conda:
-        "../../envs/pipeline.yaml"
+        conda_env("cpu")
     threads: 2
     resources:
         mem_mb=lambda wildcards, attempt: 8000 * attempt,
         runtime=60,
     shell:
-        "python -m pipeline descriptors {input.structure:q} --potential {input.potential:q} "
+        "{PIPELINE} descriptors {input.structure:q} --potential {input.potential:q} "
         "-o {output:q} {params.options} > {log:q} 2>&1"

@@ -27,7 +27,7 @@ if POTENTIAL["chunks"] == 1:
             **gpu_resources(POTENTIAL["device"]),
         shell:
             "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads} NUMBA_NUM_THREADS={threads} "
-            "python -m pipeline potential {input:q} -o {output:q} {params.options} > {log:q} 2>&1"
+            "{PIPELINE} potential {input:q} -o {output:q} {params.options} > {log:q} 2>&1"
 
 else:
 
@@ -54,7 +54,7 @@ else:
             **gpu_resources(POTENTIAL["device"]),
         shell:
             "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads} NUMBA_NUM_THREADS={threads} "
-            "python -m pipeline potential-chunk {input:q} --chunk {wildcards.chunk} "
+            "{PIPELINE} potential-chunk {input:q} --chunk {wildcards.chunk} "
             "--chunks {params.chunks} -o {output:q} {params.options} > {log:q} 2>&1"
 
     rule potential_gather:
@@ -78,7 +78,7 @@ else:
             **gpu_resources(POTENTIAL["device"]),
         shell:
             "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads} NUMBA_NUM_THREADS={threads} "
-            "python -m pipeline potential-gather {input.structure:q} {input.chunks:q} "
+            "{PIPELINE} potential-gather {input.structure:q} {input.chunks:q} "
             "-o {output:q} {params.options} > {log:q} 2>&1"
 
 
@@ -104,4 +104,4 @@ rule potential_accuracy:
         **gpu_resources(POTENTIAL["device"]),
     shell:
         "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads} NUMBA_NUM_THREADS={threads} "
-        "python -m pipeline potential {input:q} -o {output:q} {params.options} > {log:q} 2>&1"
+        "{PIPELINE} potential {input:q} -o {output:q} {params.options} > {log:q} 2>&1"

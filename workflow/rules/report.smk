@@ -45,12 +45,12 @@ rule report:
     benchmark:
         benchmark_path("report", "report")
     conda:
-        "../../envs/pipeline.yaml"
+        conda_env("cpu")
     resources:
         mem_mb=lambda wildcards, attempt: 4000 * attempt,
         runtime=20,
     shell:
-        "python -m pipeline report --config {input.config:q} --structures {input.structures:q} "
+        "{PIPELINE} report --config {input.config:q} --structures {input.structures:q} "
         "--potentials {input.potentials:q} {input.accuracy:q} --tensor-products {input.tensor_products:q} "
         "--descriptors {input.descriptors:q} --benchmarks {params.benchmarks:q} "
         "-o {output.report:q} --figures-dir {params.figures_dir:q} > {log:q} 2>&1"

@@ -14,12 +14,12 @@ rule ingest:
     benchmark:
         benchmark_path("ingest")
     conda:
-        "../../envs/pipeline.yaml"
+        conda_env("cpu")
     resources:
         mem_mb=lambda wildcards, attempt: 4000 * attempt,
         runtime=30,
     shell:
-        "python -m pipeline ingest {params.source:q} -o {output:q} {params.options} > {log:q} 2>&1"
+        "{PIPELINE} ingest {params.source:q} -o {output:q} {params.options} > {log:q} 2>&1"
 
 
 rule lattice:
@@ -34,9 +34,9 @@ rule lattice:
     benchmark:
         benchmark_path("lattice")
     conda:
-        "../../envs/pipeline.yaml"
+        conda_env("cpu")
     resources:
         mem_mb=lambda wildcards, attempt: 4000 * attempt,
         runtime=30,
     shell:
-        "python -m pipeline lattice -o {output:q} {params.options} > {log:q} 2>&1"
+        "{PIPELINE} lattice -o {output:q} {params.options} > {log:q} 2>&1"

@@ -11,11 +11,11 @@ rule tensor_products:
     benchmark:
         benchmark_path("tensor_products", "tensor_products")
     conda:
-        "../../envs/gpu.yaml" if TENSOR_PRODUCTS["device"] == "cuda" else "../../envs/pipeline.yaml"
+        conda_env(TENSOR_PRODUCTS["device"])
     threads: 2
     resources:
         mem_mb=lambda wildcards, attempt: 4000 * attempt,
         runtime=60,
         **gpu_resources(TENSOR_PRODUCTS["device"]),
     shell:
-        "python -m pipeline tensor-products -o {output:q} {params.options} > {log:q} 2>&1"
+        "{PIPELINE} tensor-products -o {output:q} {params.options} > {log:q} 2>&1"
