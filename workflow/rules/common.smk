@@ -7,14 +7,21 @@ import shlex
 
 from snakemake.utils import validate
 
-
 validate(config, schema="../schemas/config.schema.yaml")
 
-#: Command prefix of every stage: this workflow's own `pipeline` package (the folder of the
-#: Snakefile goes first on PYTHONPATH), with its dependencies from the active environment: the
-#: virtual environment, or the rule's conda env with `--software-deployment-method conda`
-#: (envs/*.yaml install the dependencies, not the package). Works from any `--directory`.
-PIPELINE = f"PYTHONPATH={shlex.quote(os.path.abspath(workflow.basedir))}${{PYTHONPATH:+:$PYTHONPATH}} python -m pipeline"
+# Every job runs this workflow's own `pipeline` package: the folder of the Snakefile goes first on
+# PYTHONPATH, and the active environment provides the dependencies (the virtual environment, or the
+# rule's conda env with `--software-deployment-method conda`: envs/*.yaml install the dependencies,
+# not the package). So `python -m pipeline` works from any `--directory` in both routes.
+# shell.prefix replaces Snakemake's default prefix (set -euo pipefail) and formats its argument,
+# so the braces of the shell expansion are doubled.
+WORKFLOW_DIR = (
+    shlex.quote(os.path.abspath(workflow.basedir)).replace("{", "{{").replace("}", "}}")
+)
+shell.prefix(
+    "set -euo pipefail; "
+    f"export PYTHONPATH={WORKFLOW_DIR}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
+)
 
 RESULTS = config["results_dir"]
 STRUCTURES = config["structures"]
@@ -66,7 +73,9 @@ def lattice_args(wildcards):
     if spec.get("vacancy_fraction"):
         args.append(f"--vacancy-fraction {spec['vacancy_fraction']}")
     if spec.get("impurity_fraction"):
-        args.append(f"--impurity-fraction {spec['impurity_fraction']} --impurity-charge {spec['impurity_charge']}")
+        args.append(
+            f"--impurity-fraction {spec['impurity_fraction']} --impurity-charge {spec['impurity_charge']}"
+        )
     return " ".join(args)
 
 
@@ -80,7 +89,7 @@ def all_targets():
 
 
 def conda_env(device):
-    """Conda environment file of a rule (path relative to workflow/rules/): GPU env for cuda."""
+    """Conda environment file for `device`, relative to workflow/rules/; the GPU env for cuda."""
     return "../../envs/gpu.yaml" if device == "cuda" else "../../envs/pipeline.yaml"
 
 
@@ -107,14 +116,20 @@ def potential_plan_args(tolerance=None):
 
 def potential_args(tolerance=None):
     """Command-line options of `pipeline potential` (and `potential-gather`) from the config."""
-    return (f"{potential_plan_args(tolerance)} --self-check {POTENTIAL['self_check']} --seed {POTENTIAL['seed']} "
-            f"--max-storage {POTENTIAL['max_storage_bytes']}")
+    return (
+        f"{potential_plan_args(tolerance)} --self-check {POTENTIAL['self_check']} --seed {POTENTIAL['seed']} "
+        f"--max-storage {POTENTIAL['max_storage_bytes']}"
+    )
 
 
 def accuracy_files():
     """Potentials of the accuracy sweep, one per (structure, tolerance) other than the main tolerance."""
     ids = known_ids(config["accuracy"]["structures"], "accuracy.structures")
-    tolerances = [t for t in config["accuracy"]["tolerances"] if float(t) != float(POTENTIAL["tolerance"])]
+    tolerances = [
+        t
+        for t in config["accuracy"]["tolerances"]
+        if float(t) != float(POTENTIAL["tolerance"])
+    ]
     return expand(
         result("accuracy/{structure}/tol_{tolerance}.nc"),
         structure=ids,
@@ -184,7 +199,7 @@ def map_files():
 
 
 def map_outputs():
-    """Named outputs of rule `map`: the netCDF map, and the OpenDX map with `maps.dx`."""
+    """Named outputs of the `map` rule (the netCDF map, and the OpenDX map with `maps.dx`)."""
     outputs = {"nc": result("maps/{structure}.nc")}
     if MAPS["dx"]:
         outputs["dx"] = result("maps/{structure}.dx")

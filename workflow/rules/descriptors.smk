@@ -7,8 +7,6 @@ rule descriptors:
         potential=result("potential/{structure}.nc"),
     output:
         result("descriptors/{structure}.nc"),
-    params:
-        options=descriptors_args(),
     log:
         log_path("descriptors"),
     benchmark:
@@ -19,6 +17,8 @@ rule descriptors:
     resources:
         mem_mb=lambda wildcards, attempt: 8000 * attempt,
         runtime=60,
+    params:
+        options=descriptors_args(),
     shell:
-        "{PIPELINE} descriptors {input.structure:q} --potential {input.potential:q} "
+        "python -m pipeline descriptors {input.structure:q} --potential {input.potential:q} "
         "-o {output:q} {params.options} > {log:q} 2>&1"

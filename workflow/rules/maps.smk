@@ -7,8 +7,6 @@ rule map:
         result("potential/{structure}.nc"),
     output:
         **map_outputs(),
-    params:
-        options=map_args,
     log:
         log_path("map"),
     benchmark:
@@ -17,8 +15,10 @@ rule map:
         conda_env(MAPS["device"])
     threads: 2
     resources:
+        **gpu_resources(MAPS["device"]),
         mem_mb=lambda wildcards, attempt: 4000 * attempt,
         runtime=30,
-        **gpu_resources(MAPS["device"]),
+    params:
+        options=map_args,
     shell:
-        "{PIPELINE} evaluate {input:q} -o {output.nc:q} {params.options} > {log:q} 2>&1"
+        "python -m pipeline evaluate {input:q} -o {output.nc:q} {params.options} > {log:q} 2>&1"

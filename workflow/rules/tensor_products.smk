@@ -4,8 +4,6 @@
 rule tensor_products:
     output:
         result("tensor_products.nc"),
-    params:
-        options=tensor_products_args(),
     log:
         log_path("tensor_products", "tensor_products"),
     benchmark:
@@ -14,8 +12,10 @@ rule tensor_products:
         conda_env(TENSOR_PRODUCTS["device"])
     threads: 2
     resources:
+        **gpu_resources(TENSOR_PRODUCTS["device"]),
         mem_mb=lambda wildcards, attempt: 4000 * attempt,
         runtime=60,
-        **gpu_resources(TENSOR_PRODUCTS["device"]),
+    params:
+        options=tensor_products_args(),
     shell:
-        "{PIPELINE} tensor-products -o {output:q} {params.options} > {log:q} 2>&1"
+        "python -m pipeline tensor-products -o {output:q} {params.options} > {log:q} 2>&1"
