@@ -96,8 +96,10 @@ def test_runtime_vs_atoms_draws_each_step_once_at_the_study_tolerance(full):
     for step, (x, y) in atoms.items():
         if step != "snakemake":
             np.testing.assert_array_equal(y, time.sel({"step": step}).dropna("structure").sortby(full["n_atoms"]).values)
-    # one legend entry per step, not per (step, tolerance)
-    assert legend_texts(fig) == [["compress", "long_range", "short_range", "total", "potential job (Snakemake wall time)"]]
+    # one legend entry per step and one per structure, not per combination
+    assert legend_texts(fig) == [
+        ["compress", "long_range", "short_range", "total", "potential job (Snakemake wall time)"], ["alpha", "beta"],
+    ]
 
 
 def test_runtime_vs_atoms_sweep_panel_draws_time_against_tolerance(full):
@@ -142,3 +144,21 @@ def test_runtime_vs_lmax_draws_the_tensor_product_medians(full):
             x, y = drawn[f"{method}, {name}, cpu"]
             assert x == TP_LMAX
             assert y == pytest.approx([tp_time(i, lmax, k) for lmax in TP_LMAX], rel=1e-12)
+
+
+def test_error_vs_tolerance_draws_the_self_check_errors(full):
+    fig, has_data = draw_figure(full, "error_vs_tolerance")
+    assert has_data
+    drawn = {k: sorted(zip(*v)) for k, v in data_lines(fig, "error").items() if k != "diagonal"}
+    shift = 10.0**0.1  # alpha and beta share tolerance 1e-4, so their points are spread by ±0.1 decade
+    expected = {  # reports_study.POTENTIALS
+        "alpha|max, atoms": [(1e-6, 2.5e-6), (1e-4 / shift, 3.5e-5)],
+        "alpha|RMS, atoms": [(1e-6, 7.5e-7), (1e-4 / shift, 1.25e-5)],
+        "alpha|max, points": [(1e-6, 4.0e-6)],
+        "beta|max, atoms": [(1e-4 * shift, 8.0e-5)],
+        "beta|RMS, atoms": [(1e-4 * shift, 2.0e-5)],
+    }
+    assert set(drawn) == set(expected)
+    for key, points in expected.items():
+        np.testing.assert_allclose(drawn[key], points, rtol=1e-12, err_msg=key)
+    assert legend_texts(fig) == [["alpha", "beta"], ["max, atoms", "RMS, atoms", "max, points", "error = tolerance"]]

@@ -134,38 +134,72 @@ def plot_runtime_vs_lmax(report: xr.Dataset, fig: Figure) -> bool:
     return True
 
 
+#: Largest shift (decades) of a structure's points along the tolerance axis of the accuracy figure.
+_DODGE_DECADES = 0.1
+
+#: Error kinds of the accuracy figure: (report variable, legend label, marker, filled).
+_ERROR_KINDS = (
+    ("potential_max_rel_error", "max, atoms", "o", True),
+    ("potential_rms_rel_error", "RMS, atoms", "o", False),
+    ("potential_max_rel_error_points", "max, points", "x", True),
+)
+
+
+def _dodge(present: np.ndarray) -> np.ndarray:
+    """Offsets (decades) that spread the structures present at each tolerance, 0 for a lone one.
+
+    ``present`` is a (structure, tolerance) boolean array; the result has its shape.
+    """
+    offsets = np.zeros(present.shape)
+    for j in range(present.shape[1]):
+        rows = np.flatnonzero(present[:, j])
+        if len(rows) > 1:
+            offsets[rows, j] = np.linspace(-_DODGE_DECADES, _DODGE_DECADES, len(rows))
+    return offsets
+
+
 def plot_error_vs_tolerance(report: xr.Dataset, fig: Figure) -> bool:
-    """Self-check max (filled) and RMS (open) error at atoms, max error at points (x), against the tolerance."""
+    """Self-check max (filled) and RMS (open) error at atoms, max error at points (x), against the tolerance.
+
+    Colour is the structure and marker the kind of error, in two legends outside the axes. The
+    points of structures built at the same tolerance are spread along x by up to
+    ±:data:`_DODGE_DECADES` decades around it, so that they do not hide each other.
+    """
     ax = fig.add_subplot()
     ax.set_title("Potential accuracy against the requested tolerance")
     if "potential_max_rel_error" not in report:
         _no_data(ax, "no potentials in the report")
         return False
     tolerance = np.asarray(report["potential_tolerance"].values, dtype=np.float64)
-    drawn = False
-    for i, structure in enumerate(report["structure"].values):
-        for name, marker, fill, kind in (
-            ("potential_max_rel_error", "o", f"C{i % 10}", "max, atoms"),
-            ("potential_rms_rel_error", "o", "none", "RMS, atoms"),
-            ("potential_max_rel_error_points", "x", f"C{i % 10}", "max, points"),
-        ):
+    colors = {str(sid): f"C{i % 10}" for i, sid in enumerate(report["structure"].values)}
+    offsets = _dodge(np.isfinite(report["potential_max_rel_error"].transpose("structure", "potential_tolerance").values))
+    drawn = set()
+    for (structure, color), offset in zip(colors.items(), offsets):
+        for name, kind, marker, filled in _ERROR_KINDS:
+            if name not in report:
+                continue
             y = np.asarray(report[name].sel({"structure": structure}).values, dtype=np.float64)
             keep = _finite(tolerance, y, positive=True)
             if keep.any():
-                ax.plot(tolerance[keep], y[keep], linestyle="none", marker=marker, markersize=7, color=f"C{i % 10}",
-                        markerfacecolor=fill, label=f"{structure} ({kind})")
-                drawn = True
+                ax.plot(tolerance[keep] * 10.0 ** offset[keep], y[keep], linestyle="none", marker=marker, markersize=7, color=color,
+                        markerfacecolor=color if filled else "none", gid=f"error|{structure}|{kind}")
+                drawn.add(structure)
     if not drawn:
         _no_data(ax, "potentials carry no self-check errors")
         return False
     span = np.array([tolerance.min(), tolerance.max()]) * np.array([0.5, 2.0])
-    ax.plot(span, span, color="0.4", linestyle="--", label="error = tolerance")
+    ax.plot(span, span, color="0.4", linestyle="--", gid="error|diagonal")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("requested tolerance")
     ax.set_ylabel("relative error against direct summation")
-    ax.legend(fontsize=7)
     ax.grid(True, which="both", alpha=0.3)
+    by_structure = [Line2D([], [], color=c, marker="o", linestyle="none", label=sid) for sid, c in colors.items() if sid in drawn]
+    by_kind = [Line2D([], [], color="0.3", marker=m, markerfacecolor="0.3" if f else "none", linestyle="none", label=k)
+               for _, k, m, f in _ERROR_KINDS]
+    by_kind.append(Line2D([], [], color="0.4", linestyle="--", label="error = tolerance"))
+    fig.legend(handles=by_structure, title="structure", loc="outside right upper", fontsize=7, title_fontsize=7)
+    fig.legend(handles=by_kind, title="error", loc="outside right lower", fontsize=7, title_fontsize=7)
     return True
 
 
@@ -261,9 +295,10 @@ def plot_runtime_vs_atoms(report: xr.Dataset, fig: Figure) -> bool:
     """Potential build time per step against N at the study's tolerance (left) and against the tolerance (right).
 
     Left: one line per build step over the structures at the tolerance most structures were
-    built with, and the Snakemake wall time of the potential stage. Right: the same steps
-    against the requested tolerance for each structure of the accuracy sweep (line style per
-    structure). Legends list steps and structures, not their combinations.
+    built with, and the Snakemake wall time of the potential job; colour = step, marker =
+    structure. Right: the same steps against the requested tolerance for each structure of the
+    accuracy sweep (line style per structure). Legends list steps and structures, not their
+    combinations.
     """
     left, right = fig.subplots(1, 2, sharey=True)
     fig.suptitle("Potential build time")
@@ -275,40 +310,45 @@ def plot_runtime_vs_atoms(report: xr.Dataset, fig: Figure) -> bool:
         _no_data(right, "no potential timings in the report")
         return False
     colors = _step_colors(report["step"].values) if has_times else {}
-    drawn = False
+    markers = _structure_markers(report)
+    structures = np.asarray([str(sid) for sid in report["structure"].values])
+    series = []  # (label, colour, linestyle, width, gid, times per structure)
     if has_times:
         times = report["potential_time"]
         tolerance = _main_tolerance(times)
         for step in report["step"].values:
             ys = np.asarray(times.sel({"potential_tolerance": tolerance, "step": step}).values, dtype=np.float64)
-            keep = _finite(n_atoms, ys, positive=True)
-            if keep.any():
-                order = np.argsort(n_atoms[keep])
-                left.plot(n_atoms[keep][order], ys[keep][order], marker="o", color=colors[str(step)], label=str(step),
-                          linewidth=2.0 if step == "total" else 1.2, gid=f"atoms|{step}")
-                drawn = True
+            series.append((str(step), colors[str(step)], "-", 2.0 if step == "total" else 1.2, f"atoms|{step}", ys))
         left.set_title(f"against N at tolerance {_sci(tolerance)}", fontsize=9)
     if has_wall:
         ys = np.asarray(report["stage_wall_time"].sel({"stage": "potential"}).values, dtype=np.float64)
+        series.append(("potential job (Snakemake wall time)", "0.5", "--", 1.2, "atoms|snakemake", ys))
+    handles, drawn = [], set()
+    for label, color, style, width, gid, ys in series:
         keep = _finite(n_atoms, ys, positive=True)
-        if keep.any():
-            order = np.argsort(n_atoms[keep])
-            left.plot(n_atoms[keep][order], ys[keep][order], marker="s", color="0.5", linestyle="--",
-                      label="potential job (Snakemake wall time)", gid="atoms|snakemake")
-            drawn = True
+        if not keep.any():
+            continue
+        order = np.argsort(n_atoms[keep])
+        left.plot(n_atoms[keep][order], ys[keep][order], color=color, linestyle=style, linewidth=width, alpha=0.8, gid=gid)
+        for sid, x, y in zip(structures[keep], n_atoms[keep], ys[keep]):
+            left.plot([x], [y], marker=markers[sid], color=color, linestyle="none")
+            drawn.add(sid)
+        handles.append(Line2D([], [], color=color, linestyle=style, linewidth=width, label=label))
     if drawn:
         left.set_xscale("log")
         left.set_yscale("log")
         left.set_xlabel("number of atoms N")
         left.set_ylabel("wall-clock time (s)")
-        left.legend(fontsize=7, title="step", title_fontsize=7, loc="best")
         left.grid(True, which="both", alpha=0.3)
+        fig.legend(handles=handles, title="step", loc="outside right upper", fontsize=7, title_fontsize=7)
+        by_marker = [Line2D([], [], color="0.3", marker=markers[sid], linestyle="none", label=sid) for sid in markers if sid in drawn]
+        fig.legend(handles=by_marker, title="structure", loc="outside right lower", fontsize=7, title_fontsize=7)
     else:
         _no_data(left, "potential timings are all missing")
     if not has_times or not _sweep_panel(right, report, colors):
         right.cla()
         _no_data(right, "no structure built at several tolerances")
-    return drawn
+    return bool(drawn)
 
 
 def _sweep_panel(ax: Axes, report: xr.Dataset, colors: dict[str, str]) -> bool:
@@ -343,9 +383,9 @@ def _sweep_panel(ax: Axes, report: xr.Dataset, colors: dict[str, str]) -> bool:
 
 _PLOTS: dict[str, tuple[Callable[[xr.Dataset, Figure], bool], tuple[float, float]]] = {
     "runtime_vs_lmax": (plot_runtime_vs_lmax, (7.0, 5.0)),
-    "error_vs_tolerance": (plot_error_vs_tolerance, (6.5, 5.0)),
+    "error_vs_tolerance": (plot_error_vs_tolerance, (7.5, 5.0)),
     "ranks_vs_atoms": (plot_ranks_vs_atoms, (10.0, 4.5)),
-    "runtime_vs_atoms": (plot_runtime_vs_atoms, (11.0, 4.8)),
+    "runtime_vs_atoms": (plot_runtime_vs_atoms, (12.0, 4.8)),
 }
 
 
