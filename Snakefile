@@ -17,10 +17,11 @@ include: "workflow/rules/structures.smk"
 include: "workflow/rules/potential.smk"
 include: "workflow/rules/tensor_products.smk"
 include: "workflow/rules/descriptors.smk"
+include: "workflow/rules/maps.smk"
 include: "workflow/rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_targets(),
-    default_target: True

@@ -10,7 +10,7 @@ from pipeline.cli import main
 
 def test_tensor_products_stage(tmp_path):
     out = tmp_path / "tp.nc"
-    status = main(["tensor-products", "-o", str(out), "--lmax", "1", "2", "--batch", "20", "--repeats", "2", "--device", "cpu"])
+    status = main(["tensor-products", "-o", str(out), "--lmax", "1", "2", "--batch", "20", "--repeats", "2", "--device", "cpu", "--dtype", "float64"])
     assert status == 0
     ds = xr.open_dataset(out)
     assert dict(ds.sizes) == {"method": 4, "lmax": 2, "pass": 2, "device": 1}

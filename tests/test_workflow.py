@@ -1,7 +1,8 @@
-"""Real Snakemake runs of the tiny test study (.test/config/config.yaml), not mocked.
+"""Real Snakemake runs of the tiny test studies (.test/config/ and .test/chunked/config/), not mocked.
 
 One clean run is shared by the tests of this module; a second clean run checks that results are
 reproducible, and a third run is killed mid-way and resumed to check that nothing partial is left.
+The chunked study (scatter-gather build, Gaussian-sum split) runs once, with its HTML report.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
 VOLATILE_MARKERS = ("time", "seconds", "rss", "history", "date", "host", "speed", "flops_per")
 
 
-def _make_study(root: Path) -> Path:
-    shutil.copytree(REPO / ".test" / "config", root / "config")
+def _make_study(root: Path, name: str = "") -> Path:
+    """A study folder holding a copy of `.test/<name>/config`."""
+    shutil.copytree(REPO / ".test" / name / "config", root / "config")
     return root
 
 
@@ -66,14 +68,47 @@ def clean_run(tmp_path_factory) -> Path:
     return workdir
 
 
+@pytest.fixture(scope="module")
+def chunked_run(tmp_path_factory) -> Path:
+    workdir = _make_study(tmp_path_factory.mktemp("study_chunked"), "chunked")
+    completed = _run(workdir)
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    return workdir
+
+
 def test_dry_run_lists_every_stage(tmp_path):
     workdir = _make_study(tmp_path)
     completed = _run(workdir, "-n")
     assert completed.returncode == 0, completed.stderr[-4000:]
-    for rule in ("ingest", "lattice", "potential", "potential_accuracy", "tensor_products", "descriptors", "report"):
+    for rule in ("ingest", "lattice", "potential", "potential_accuracy", "tensor_products", "descriptors", "map", "report"):
         assert rule in completed.stdout
     # the default profile (rerun-incomplete after a kill, rerun triggers) applies from any study folder
     assert f"profile {REPO / 'profiles' / 'default'}" in completed.stderr
+
+
+def test_jobs_run_the_workflow_package_whatever_comes_first(tmp_path):
+    """Jobs import the `pipeline` package next to the Snakefile, not the first one on PYTHONPATH.
+
+    The conda route relies on this (its envs hold the dependencies only), as does a study folder
+    anywhere on disk. A decoy package first on PYTHONPATH would make any job that does not put the
+    workflow's folder in front fail.
+    """
+    decoy = tmp_path / "decoy" / "pipeline"
+    decoy.mkdir(parents=True)
+    (decoy / "__init__.py").write_text("")
+    (decoy / "__main__.py").write_text("raise SystemExit('the decoy pipeline package ran')\n")
+    workdir = _make_study(tmp_path / "study")
+    completed = subprocess.run(
+        [*SNAKEMAKE, "--cores", "1", "--directory", str(workdir), "results/structures/nacl_small.nc"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=workdir,
+        env={**os.environ, "PYTHONPATH": str(decoy.parent)},
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    with xr.open_dataset(workdir / "results" / "structures" / "nacl_small.nc") as nacl:
+        assert nacl.sizes["atom"] == 8 * 3**3
 
 
 def test_clean_run_produces_every_output(clean_run):
@@ -85,6 +120,7 @@ def test_clean_run_produces_every_output(clean_run):
         assert (results / "benchmarks" / "potential" / f"{name}.tsv").is_file()
     assert (results / "descriptors" / "nacl_small.nc").is_file()
     assert (results / "tensor_products.nc").is_file()
+    assert sorted(p.name for p in (results / "maps").iterdir()) == ["nacl_small.dx", "nacl_small.nc"]
     with xr.open_dataset(results / "structures" / "adk_pqr.nc") as adk:
         assert adk.sizes["atom"] == 3341
         assert abs(float(adk["charge"].sum()) - (-4.0)) < 1e-3
@@ -165,3 +201,47 @@ def test_bad_config_value_names_the_key(tmp_path):
     completed = _run(workdir, "-n")
     assert completed.returncode != 0
     assert "tolerance" in completed.stderr + completed.stdout
+
+
+def test_map_dx_holds_the_netcdf_map(clean_run):
+    """The OpenDX map, read back by GridDataFormats as VMD or PyMOL would, equals the netCDF map."""
+    from gridData import Grid
+
+    maps = clean_run / "results" / "maps"
+    grid = Grid(str(maps / "nacl_small.dx"))
+    with xr.open_dataset(maps / "nacl_small.nc") as nc:
+        assert nc["potential"].attrs["units"] == "kT/e"
+        assert nc["potential"].shape == (17, 17, 17) == grid.grid.shape
+        values = nc["potential"].values
+        np.testing.assert_allclose(grid.origin, [float(nc[a][0]) for a in "xyz"], atol=1e-6)
+        np.testing.assert_allclose(grid.delta, [float(nc[a][1] - nc[a][0]) for a in "xyz"], rtol=1e-6)
+    np.testing.assert_allclose(grid.grid, values, rtol=1e-5, atol=1e-6 * np.abs(values).max())
+
+
+def test_chunked_gaussian_sum_study_matches_the_one_job_ewald_build(clean_run, chunked_run):
+    """Two atom chunks in separate jobs with the Gaussian-sum split give the one-job Ewald potential.
+
+    Both builds are within their requested relative tolerance 1e-4 of the exact potential at the
+    atoms, so they differ by at most 2e-4 (relative to the largest value).
+    """
+    results = chunked_run / "results"
+    assert sorted(p.name for p in (results / "benchmarks" / "potential_chunk" / "nacl_small").iterdir()) == ["chunk_0.tsv", "chunk_1.tsv"]
+    assert not (results / "potential" / "chunks").exists() or not list((results / "potential" / "chunks").rglob("*.nc"))
+    with (
+        xr.open_dataset(results / "potential" / "nacl_small.nc") as chunked,
+        xr.open_dataset(clean_run / "results" / "potential" / "nacl_small.nc") as one_job,
+    ):
+        assert (chunked.attrs["split"], one_job.attrs["split"]) == ("gaussian-sum", "ewald")
+        reference = one_job["potential"].values
+        difference = np.max(np.abs(chunked["potential"].values - reference)) / np.max(np.abs(reference))
+    assert difference < 2e-4
+    with xr.open_dataset(results / "maps" / "nacl_small.nc") as nc:
+        assert nc["potential"].attrs["units"] == "e/A" and nc["potential"].shape == (9, 9, 9)
+    assert not (results / "maps" / "nacl_small.dx").exists()  # maps.dx: false
+
+
+def test_chunked_study_html_report(chunked_run):
+    completed = _run(chunked_run, "--report", "report.html")
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    html = (chunked_run / "report.html").read_text(errors="replace")
+    assert "<html" in html.lower() and "ranks_vs_atoms" in html

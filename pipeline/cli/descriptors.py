@@ -6,22 +6,12 @@ import argparse
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # the numerical modules are imported in the functions that use them (fast --help)
+    import numpy as np
 
-from pipeline.descriptors.compute import (
-    LMAX_MAX,
-    N_RADIAL_MAX,
-    DescriptorParameters,
-    compute_descriptors,
-    estimate_descriptor_bytes,
-)
-from pipeline.descriptors.dataset import descriptors_to_dataset
-from pipeline.descriptors.sphere_potential import TuckerSphereEvaluator
-from pipeline.electrostatics.storage import potential_from_dataset
-from pipeline.resources import check_memory, parse_memory_size
-from pipeline.storage import read_netcdf, write_netcdf
-from pipeline.structures.record import Structure, load_structure
+    from pipeline.structures.record import Structure
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +23,8 @@ EXAMPLE = (
 POSITION_TOLERANCE_A = 1e-6
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``descriptors`` subcommand."""
     parser = subparsers.add_parser(
         "descriptors",
         help="per-atom equivariant descriptors from the structure and its long-range potential",
@@ -50,9 +41,9 @@ def register(subparsers) -> None:
     parser.add_argument("structure", help="structure record (netCDF from the ingest or lattice stage)")
     parser.add_argument("--potential", required=True, help="potential file of the same structure (netCDF from the potential stage)")
     parser.add_argument("-o", "--output", required=True, help="descriptors file to write (netCDF)")
-    parser.add_argument("--lmax", type=int, default=2, help=f"largest degree L, 0..{LMAX_MAX} (default 2)")
+    parser.add_argument("--lmax", type=int, default=2, help="largest degree L, 0..8 (default 2)")
     parser.add_argument("--cutoff", type=float, default=6.0, help="neighbour cutoff of the density expansion, Å (default 6)")
-    parser.add_argument("--n-radial", type=int, default=4, help=f"radial basis functions, 1..{N_RADIAL_MAX} (default 4)")
+    parser.add_argument("--n-radial", type=int, default=4, help="radial basis functions, 1..16 (default 4)")
     parser.add_argument("--sphere-radius", type=float, default=2.0, help="radius of the potential spheres, Å (default 2)")
     parser.add_argument("--band-limit", type=int, help="degree of the sphere potential integrated exactly (default L+16)")
     parser.add_argument("--validation-atoms", type=int, default=64, help="atoms in the equivariance check, 0 = off (default 64)")
@@ -64,6 +55,8 @@ def register(subparsers) -> None:
 
 def check_consistency(structure: Structure, structure_path: str, potential_ds, potential_path: str) -> None:
     """The potential file must belong to the structure: same structure_id, atom count and positions."""
+    import numpy as np
+
     n_pot = int(potential_ds["positions"].shape[0]) if "positions" in potential_ds else -1
     if n_pot != structure.n_atoms:
         raise ValueError(
@@ -85,6 +78,8 @@ def check_consistency(structure: Structure, structure_path: str, potential_ds, p
 
 def check_box(positions: np.ndarray, box_lo, box_hi, radius: float, potential_path: str) -> None:
     """Every sphere of radius ``radius`` around an atom must lie in the potential's Chebyshev box."""
+    import numpy as np
+
     lo = positions.min(axis=0) - radius
     hi = positions.max(axis=0) + radius
     outside = max(float(np.max(np.asarray(box_lo) - lo)), float(np.max(hi - np.asarray(box_hi))))
@@ -97,6 +92,18 @@ def check_box(positions: np.ndarray, box_lo, box_hi, radius: float, potential_pa
 
 
 def run(args: argparse.Namespace) -> int:
+    """Compute the descriptors and write ``args.output``; returns the exit status."""
+    import numpy as np
+
+    from pipeline.descriptors.compute import DescriptorParameters, compute_descriptors, estimate_descriptor_bytes
+    from pipeline.descriptors.dataset import descriptors_to_dataset
+    from pipeline.descriptors.sphere_potential import TuckerSphereEvaluator
+    from pipeline.electrostatics.storage import potential_from_dataset
+    from pipeline.resources import check_memory, parse_memory_size
+    from pipeline.storage import read_netcdf, write_netcdf
+    from pipeline.structures.record import load_structure
+
+    max_memory = None if args.max_memory is None else parse_memory_size(args.max_memory)
     start = time.perf_counter()
     params = DescriptorParameters(
         lmax=args.lmax, cutoff_A=args.cutoff, n_radial=args.n_radial, sphere_radius_A=args.sphere_radius,
@@ -104,7 +111,6 @@ def run(args: argparse.Namespace) -> int:
     )
     if not Path(args.potential).is_file():
         raise FileNotFoundError(f"{args.potential}: potential file not found (run `python -m pipeline potential` first)")
-    max_memory = None if args.max_memory is None else parse_memory_size(args.max_memory)
     structure = load_structure(args.structure)
     if structure.n_atoms == 0:
         raise ValueError(f"{args.structure}: the structure is empty (0 atoms)")

@@ -8,11 +8,6 @@ import logging
 import shlex
 from pathlib import Path
 
-import yaml
-
-from pipeline.reports.datasets import build_report
-from pipeline.storage import write_netcdf
-
 log = logging.getLogger(__name__)
 
 DESCRIPTION = """\
@@ -39,6 +34,8 @@ def load_config(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such config file")
+    import yaml
+
     text = path.read_text()
     try:
         config = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
@@ -68,6 +65,9 @@ def _command(args: argparse.Namespace) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Build the report, write the figures, then write the report file."""
+    from pipeline.reports.datasets import build_report
+    from pipeline.storage import write_netcdf
+
     config = load_config(args.config) if args.config else None
     report = build_report(
         structures=args.structures,
@@ -79,7 +79,6 @@ def run(args: argparse.Namespace) -> int:
         history=_command(args),
     )
     if args.figures_dir:
-        # imported here: every subcommand imports this module, only this one needs matplotlib
         from pipeline.reports.figures import write_figures
 
         write_figures(report, args.figures_dir)
@@ -108,6 +107,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--descriptors", nargs="*", default=[], metavar="D.nc", help="descriptor files")
     parser.add_argument("--benchmarks", metavar="DIR", help="folder of Snakemake benchmark files <rule>/<target>.tsv")
     parser.add_argument("--config", metavar="FILE", help="study configuration (JSON or YAML), stored with its hash")
-    parser.add_argument("-o", "--output", required=True, metavar="REPORT.nc", help="report file to write")
+    parser.add_argument("-o", "--output", required=True, help="report file to write (netCDF)")
     parser.add_argument("--figures-dir", metavar="DIR", help="folder that receives the PNG figures")
     parser.set_defaults(handler=run)

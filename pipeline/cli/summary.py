@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from pipeline.storage import read_netcdf
-
 
 def run(args: argparse.Namespace) -> int:
     """Read the report and print its tables on stdout."""
-    # imported here: every subcommand imports this module, only this one needs tabulate
     from pipeline.reports.tables import format_summary
+    from pipeline.storage import read_netcdf
 
     report = read_netcdf(args.report)
     try:

@@ -6,15 +6,11 @@ import argparse
 import logging
 import time
 
-import numpy as np
-
-from pipeline.backend import backend_name, xp_for_device
-from pipeline.equivariant.products import METHODS
-from pipeline.equivariant.study import estimate_study_bytes, run_study
-from pipeline.resources import check_memory, parse_memory_size
-from pipeline.storage import config_hash, provenance_attrs, write_netcdf
-
 log = logging.getLogger(__name__)
+
+#: Methods of :data:`pipeline.equivariant.products.METHODS`, repeated here so that ``--help``
+#: does not import the tensor products (tests/test_cli_startup.py checks that they agree).
+METHODS = ("cg", "gaunt_fourier", "gaunt_grid", "vector_gaunt")
 
 DESCRIPTION = """\
 Benchmark the equivariant tensor products (structure-independent): for each method and input
@@ -24,7 +20,9 @@ einsum contraction, the expressivity, span dimension and number of reachable pat
 cg (all paths), gaunt_grid and gaunt_fourier (l1+l2+l3 even), vector_gaunt (odd paths)."""
 
 EPILOG = """\
-Example: python -m pipeline tensor-products -o results/tensor_products.nc --lmax 1 2 3 4 --batch 1000 --channels 1 --repeats 5 --device cpu"""
+Example: python -m pipeline tensor-products -o results/tensor_products.nc --lmax 1 2 3 4 --batch 1000 --channels 1 --repeats 5 --device cpu
+
+Defaults are those of the workflow's config schema (tensor_products section)."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,13 +34,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("-o", "--output", required=True, metavar="OUT.nc", help="netCDF file to write")
-    parser.add_argument("--lmax", type=int, nargs="+", default=[1, 2, 3, 4], metavar="L", help="input degrees (default: 1 2 3 4)")
+    parser.add_argument("-o", "--output", required=True, help="netCDF file to write")
+    parser.add_argument("--lmax", type=int, nargs="+", default=[1, 2, 3, 4, 5, 6], metavar="L", help="input degrees (default: 1 2 3 4 5 6)")
     parser.add_argument("--batch", type=int, default=1000, help="batch size B (default: 1000)")
     parser.add_argument("--channels", type=int, default=1, help="channels C per batch item (default: 1)")
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per measurement after one warm-up (default: 5)")
     parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu", help="array backend: NumPy on cpu, CuPy on cuda (default: cpu)")
-    parser.add_argument("--dtype", choices=("float32", "float64"), default="float64", help="floating-point type (default: float64)")
+    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="floating-point type (default: float32)")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS), help="methods to run (default: all)")
     parser.add_argument("--threads", type=int, default=1, help="BLAS/FFT threads for the CPU timings (default: 1; oversubscribed BLAS threads distort timings)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs and weights (default: 0)")
@@ -58,14 +56,21 @@ def run(args: argparse.Namespace) -> int:
     for name in ("batch", "channels", "repeats", "threads"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name} must be >= 1, got {getattr(args, name)}")
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    from pipeline.backend import backend_name, xp_for_device
+    from pipeline.equivariant.study import estimate_study_bytes, run_study
+    from pipeline.resources import check_memory, parse_memory_size
+    from pipeline.storage import config_hash, provenance_attrs, write_netcdf
+
     xp = xp_for_device(args.device)
-    device = "cuda" if backend_name(xp) == "cupy" else "cpu"
     check_memory(estimate_study_bytes(args.lmax, batch=args.batch, channels=args.channels, dtype=args.dtype,
                                       methods=args.methods), xp=xp,
                  limit_bytes=None if args.max_memory is None else parse_memory_size(args.max_memory),
                  what=f"tensor-products (--lmax up to {max(args.lmax)}, --batch {args.batch}, --channels {args.channels})",
                  setting="lower --batch, --channels or --lmax, or set --max-memory")
-    from threadpoolctl import threadpool_limits  # installed with MDAnalysis
+    device = "cuda" if backend_name(xp) == "cupy" else "cpu"
 
     start = time.perf_counter()
     with threadpool_limits(limits=args.threads):

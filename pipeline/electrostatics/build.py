@@ -28,7 +28,6 @@ import numpy as np
 from pipeline.backend import namespace_of, synchronize, to_host
 from pipeline.electrostatics.gridding import interpolate_grid
 from pipeline.electrostatics.long_range import (
-    LongRangePlan,
     compress_coefficients,
     estimate_build_bytes,
     grid_to_coefficients,

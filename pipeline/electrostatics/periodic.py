@@ -112,7 +112,6 @@ def fractional(points, cell_inv):
 
 def wrap(points, cell):
     """Cartesian points wrapped into the cell (x = u A with u in [0, 1)), (n, 3) Å."""
-    xp = namespace_of(points)
     cell = np.asarray(cell, dtype=np.float64)
     return apply_matrix(fractional(points, np.linalg.inv(cell)), cell)
 

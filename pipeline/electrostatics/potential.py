@@ -18,7 +18,7 @@ from pipeline.backend import backend_name, namespace_of, to_host
 from pipeline.electrostatics.blas import single_blas_thread
 from pipeline.electrostatics.chebyshev import chebvander, derivative_matrix, to_reference
 from pipeline.electrostatics.mid_range import map_short_range, points_short_range
-from pipeline.electrostatics.periodic import apply_matrix, background_potential, fractional, periodic_sources
+from pipeline.electrostatics.periodic import apply_matrix, fractional, periodic_sources
 from pipeline.electrostatics.short_range import short_range_at_atoms, short_range_sum
 from pipeline.electrostatics.short_range_grid import uniform_axis
 

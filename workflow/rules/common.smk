@@ -1,12 +1,27 @@
 # Configuration validation and input functions shared by every rule file.
 
 import json
+import os
 import re
+import shlex
 
 from snakemake.utils import validate
 
-
 validate(config, schema="../schemas/config.schema.yaml")
+
+# Every job runs this workflow's own `pipeline` package: the folder of the Snakefile goes first on
+# PYTHONPATH, and the active environment provides the dependencies (the virtual environment, or the
+# rule's conda env with `--software-deployment-method conda`: envs/*.yaml install the dependencies,
+# not the package). So `python -m pipeline` works from any `--directory` in both routes.
+# shell.prefix replaces Snakemake's default prefix (set -euo pipefail) and formats its argument,
+# so the braces of the shell expansion are doubled.
+WORKFLOW_DIR = (
+    shlex.quote(os.path.abspath(workflow.basedir)).replace("{", "{{").replace("}", "}}")
+)
+shell.prefix(
+    "set -euo pipefail; "
+    f"export PYTHONPATH={WORKFLOW_DIR}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
+)
 
 RESULTS = config["results_dir"]
 STRUCTURES = config["structures"]
@@ -64,7 +79,9 @@ def lattice_args(wildcards):
     if spec.get("vacancy_fraction"):
         args.append(f"--vacancy-fraction {spec['vacancy_fraction']}")
     if spec.get("impurity_fraction"):
-        args.append(f"--impurity-fraction {spec['impurity_fraction']} --impurity-charge {spec['impurity_charge']}")
+        args.append(
+            f"--impurity-fraction {spec['impurity_fraction']} --impurity-charge {spec['impurity_charge']}"
+        )
     if spec.get("periodic"):
         args.append("--periodic")
     if spec.get("cell", "conventional") != "conventional":
@@ -80,7 +97,12 @@ def structure_files():
 
 def all_targets():
     """Every file the default target `all` asks for."""
-    return [result("report.nc")]
+    return [result("report.nc"), *map_files()]
+
+
+def conda_env(device):
+    """Conda environment file for `device`, relative to workflow/rules/; the GPU env for cuda."""
+    return "../../envs/gpu.yaml" if device == "cuda" else "../../envs/pipeline.yaml"
 
 
 POTENTIAL = config["potential"]
@@ -106,14 +128,20 @@ def potential_plan_args(tolerance=None):
 
 def potential_args(tolerance=None):
     """Command-line options of `pipeline potential` (and `potential-gather`) from the config."""
-    return (f"{potential_plan_args(tolerance)} --self-check {POTENTIAL['self_check']} --seed {POTENTIAL['seed']} "
-            f"--max-storage {POTENTIAL['max_storage_bytes']}")
+    return (
+        f"{potential_plan_args(tolerance)} --self-check {POTENTIAL['self_check']} --seed {POTENTIAL['seed']} "
+        f"--max-storage {POTENTIAL['max_storage_bytes']}"
+    )
 
 
 def accuracy_files():
     """Potentials of the accuracy sweep, one per (structure, tolerance) other than the main tolerance."""
     ids = known_ids(config["accuracy"]["structures"], "accuracy.structures")
-    tolerances = [t for t in config["accuracy"]["tolerances"] if float(t) != float(POTENTIAL["tolerance"])]
+    tolerances = [
+        t
+        for t in config["accuracy"]["tolerances"]
+        if float(t) != float(POTENTIAL["tolerance"])
+    ]
     return expand(
         result("accuracy/{structure}/tol_{tolerance}.nc"),
         structure=ids,
@@ -164,6 +192,42 @@ def known_ids(ids, key):
 def descriptor_ids():
     """Structure ids that get descriptors; each must be a structure of the study."""
     return known_ids(DESCRIPTORS["structures"], "descriptors.structures")
+
+
+MAPS = config["maps"]
+
+
+def map_ids():
+    """Structure ids that get a potential map; each must be a structure of the study."""
+    return known_ids(MAPS["structures"], "maps.structures")
+
+
+def map_files():
+    """Map files of the study: netCDF, and OpenDX with `maps.dx`."""
+    files = expand(result("maps/{structure}.nc"), structure=map_ids())
+    if MAPS["dx"]:
+        files += expand(result("maps/{structure}.dx"), structure=map_ids())
+    return files
+
+
+def map_outputs():
+    """Named outputs of the `map` rule (the netCDF map, and the OpenDX map with `maps.dx`)."""
+    outputs = {"nc": result("maps/{structure}.nc")}
+    if MAPS["dx"]:
+        outputs["dx"] = result("maps/{structure}.dx")
+    return outputs
+
+
+def map_args(wildcards, output):
+    """Command-line options of `pipeline evaluate` for a map from the config."""
+    m = MAPS
+    args = [f"--spacing {m['spacing']}" if m.get("spacing") else f"--grid {m['grid']}"]
+    args.append(f"--units {shlex.quote(m['units'])} --device {m['device']}")
+    if m["field"]:
+        args.append("--field")
+    if m["dx"]:
+        args.append(f"--dx {shlex.quote(output.dx)}")
+    return " ".join(args)
 
 
 def descriptors_args():

@@ -7,18 +7,18 @@ rule descriptors:
         potential=result("potential/{structure}.nc"),
     output:
         result("descriptors/{structure}.nc"),
-    params:
-        options=descriptors_args(),
     log:
         log_path("descriptors"),
     benchmark:
         benchmark_path("descriptors")
     conda:
-        "../../envs/pipeline.yaml"
+        conda_env("cpu")
     threads: 2
     resources:
         mem_mb=lambda wildcards, attempt: 8000 * attempt,
         runtime=60,
+    params:
+        options=descriptors_args(),
     shell:
         "python -m pipeline descriptors {input.structure:q} --potential {input.potential:q} "
         "-o {output:q} {params.options} > {log:q} 2>&1"

@@ -12,19 +12,21 @@ if POTENTIAL["chunks"] == 1:
             result("structures/{structure}.nc"),
         output:
             result("potential/{structure}.nc"),
-        params:
-            options=potential_args(),
         log:
             log_path("potential"),
         benchmark:
             benchmark_path("potential")
         conda:
-            "../../envs/gpu.yaml" if POTENTIAL["device"] == "cuda" else "../../envs/pipeline.yaml"
+            "../../envs/gpu.yaml"
+            if POTENTIAL["device"] == "cuda"
+            else "../../envs/pipeline.yaml"
         threads: POTENTIAL["threads"]
         resources:
+            **gpu_resources(POTENTIAL["device"]),
             mem_mb=lambda wildcards, attempt: POTENTIAL["mem_mb"] * attempt,
             runtime=60,
-            **gpu_resources(POTENTIAL["device"]),
+        params:
+            options=potential_args(),
         shell:
             "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads} NUMBA_NUM_THREADS={threads} "
             "python -m pipeline potential {input:q} -o {output:q} {params.options} > {log:q} 2>&1"
@@ -36,22 +38,24 @@ else:
             result("structures/{structure}.nc"),
         output:
             temp(result("potential/chunks/{structure}/chunk_{chunk}.nc")),
-        wildcard_constraints:
-            chunk=r"\d+",
-        params:
-            chunks=POTENTIAL["chunks"],
-            options=potential_plan_args(),
         log:
             log_path("potential_chunk", "{structure}/chunk_{chunk}"),
         benchmark:
             benchmark_path("potential_chunk", "{structure}/chunk_{chunk}")
+        wildcard_constraints:
+            chunk=r"\d+",
         conda:
-            "../../envs/gpu.yaml" if POTENTIAL["device"] == "cuda" else "../../envs/pipeline.yaml"
+            "../../envs/gpu.yaml"
+            if POTENTIAL["device"] == "cuda"
+            else "../../envs/pipeline.yaml"
         threads: POTENTIAL["threads"]
         resources:
+            **gpu_resources(POTENTIAL["device"]),
             mem_mb=lambda wildcards, attempt: POTENTIAL["mem_mb"] * attempt,
             runtime=60,
-            **gpu_resources(POTENTIAL["device"]),
+        params:
+            chunks=POTENTIAL["chunks"],
+            options=potential_plan_args(),
         shell:
             "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads} NUMBA_NUM_THREADS={threads} "
             "python -m pipeline potential-chunk {input:q} --chunk {wildcards.chunk} "
@@ -63,19 +67,21 @@ else:
             chunks=potential_chunk_files,
         output:
             result("potential/{structure}.nc"),
-        params:
-            options=potential_args(),
         log:
             log_path("potential_gather"),
         benchmark:
             benchmark_path("potential_gather")
         conda:
-            "../../envs/gpu.yaml" if POTENTIAL["device"] == "cuda" else "../../envs/pipeline.yaml"
+            "../../envs/gpu.yaml"
+            if POTENTIAL["device"] == "cuda"
+            else "../../envs/pipeline.yaml"
         threads: POTENTIAL["threads"]
         resources:
+            **gpu_resources(POTENTIAL["device"]),
             mem_mb=lambda wildcards, attempt: POTENTIAL["mem_mb"] * attempt,
             runtime=60,
-            **gpu_resources(POTENTIAL["device"]),
+        params:
+            options=potential_args(),
         shell:
             "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads} NUMBA_NUM_THREADS={threads} "
             "python -m pipeline potential-gather {input.structure:q} {input.chunks:q} "
@@ -87,21 +93,23 @@ rule potential_accuracy:
         result("structures/{structure}.nc"),
     output:
         result("accuracy/{structure}/tol_{tolerance}.nc"),
-    wildcard_constraints:
-        tolerance=r"[0-9.]+(e[-+]?[0-9]+)?",
-    params:
-        options=lambda wildcards: potential_args(wildcards.tolerance),
     log:
         log_path("potential_accuracy", "{structure}/tol_{tolerance}"),
     benchmark:
         benchmark_path("potential_accuracy", "{structure}/tol_{tolerance}")
+    wildcard_constraints:
+        tolerance=r"[0-9.]+(e[-+]?[0-9]+)?",
     conda:
-        "../../envs/gpu.yaml" if POTENTIAL["device"] == "cuda" else "../../envs/pipeline.yaml"
+        "../../envs/gpu.yaml"
+        if POTENTIAL["device"] == "cuda"
+        else "../../envs/pipeline.yaml"
     threads: POTENTIAL["threads"]
     resources:
+        **gpu_resources(POTENTIAL["device"]),
         mem_mb=lambda wildcards, attempt: POTENTIAL["mem_mb"] * attempt,
         runtime=60,
-        **gpu_resources(POTENTIAL["device"]),
+    params:
+        options=lambda wildcards: potential_args(wildcards.tolerance),
     shell:
         "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads} NUMBA_NUM_THREADS={threads} "
         "python -m pipeline potential {input:q} -o {output:q} {params.options} > {log:q} 2>&1"

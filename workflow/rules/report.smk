@@ -1,31 +1,42 @@
 # The aggregated study: one netCDF report, figures for `snakemake --report`, and the study config.
 
 #: Figures written by `pipeline report` (one caption each in workflow/report/fig_<name>.rst).
-REPORT_FIGURES = ["runtime_vs_lmax", "error_vs_tolerance", "ranks_vs_atoms", "runtime_vs_atoms"]
+REPORT_FIGURES = [
+    "runtime_vs_lmax",
+    "error_vs_tolerance",
+    "ranks_vs_atoms",
+    "runtime_vs_atoms",
+]
 
 
 rule study_config:
-    localrule: True
     output:
         result("config.json"),
-    params:
-        config=config,
     log:
         log_path("study_config", "study_config"),
+    localrule: True
+    params:
+        config=config,
     run:
         from pipeline.storage import atomic_write_bytes
 
-        atomic_write_bytes(output[0], json.dumps(params.config, indent=2, sort_keys=True).encode())
+        atomic_write_bytes(
+            output[0], json.dumps(params.config, indent=2, sort_keys=True).encode()
+        )
 
 
 rule report:
     input:
         config=result("config.json"),
         structures=structure_files(),
-        potentials=expand(result("potential/{structure}.nc"), structure=sorted(STRUCTURES)),
+        potentials=expand(
+            result("potential/{structure}.nc"), structure=sorted(STRUCTURES)
+        ),
         accuracy=accuracy_files(),
         tensor_products=result("tensor_products.nc"),
-        descriptors=expand(result("descriptors/{structure}.nc"), structure=descriptor_ids()),
+        descriptors=expand(
+            result("descriptors/{structure}.nc"), structure=descriptor_ids()
+        ),
     output:
         report=result("report.nc"),
         figures=[
@@ -37,18 +48,18 @@ rule report:
             )
             for name in REPORT_FIGURES
         ],
-    params:
-        benchmarks=result("benchmarks"),
-        figures_dir=lambda wildcards, output: os.path.dirname(output.figures[0]),
     log:
         log_path("report", "report"),
     benchmark:
         benchmark_path("report", "report")
     conda:
-        "../../envs/pipeline.yaml"
+        conda_env("cpu")
     resources:
         mem_mb=lambda wildcards, attempt: 4000 * attempt,
         runtime=20,
+    params:
+        benchmarks=result("benchmarks"),
+        figures_dir=lambda wildcards, output: os.path.dirname(output.figures[0]),
     shell:
         "python -m pipeline report --config {input.config:q} --structures {input.structures:q} "
         "--potentials {input.potentials:q} {input.accuracy:q} --tensor-products {input.tensor_products:q} "

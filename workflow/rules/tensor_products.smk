@@ -4,18 +4,18 @@
 rule tensor_products:
     output:
         result("tensor_products.nc"),
-    params:
-        options=tensor_products_args(),
     log:
         log_path("tensor_products", "tensor_products"),
     benchmark:
         benchmark_path("tensor_products", "tensor_products")
     conda:
-        "../../envs/gpu.yaml" if TENSOR_PRODUCTS["device"] == "cuda" else "../../envs/pipeline.yaml"
+        conda_env(TENSOR_PRODUCTS["device"])
     threads: 2
     resources:
+        **gpu_resources(TENSOR_PRODUCTS["device"]),
         mem_mb=lambda wildcards, attempt: 4000 * attempt,
         runtime=60,
-        **gpu_resources(TENSOR_PRODUCTS["device"]),
+    params:
+        options=tensor_products_args(),
     shell:
         "python -m pipeline tensor-products -o {output:q} {params.options} > {log:q} 2>&1"

@@ -1,0 +1,72 @@
+"""Lazy start-up: building one stage's parser imports no other stage and no heavy library.
+
+``python -m pipeline STAGE --help`` has to answer at once, so :mod:`pipeline.cli` imports only
+the named stage's module, and each stage module imports its numerical libraries inside its
+handler. Each case runs in a fresh interpreter and inspects ``sys.modules`` after the parser
+is built (no timings: the modules loaded are what decides the start-up time).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from pipeline.cli import STAGE_MODULES, stage_name
+
+#: Libraries that a parser never needs (each costs 0.1-1 s to import). NumPy is allowed: it is
+#: the array language of every stage and of :mod:`pipeline.backend`, whose device names the
+#: parsers may list.
+HEAVY = (
+    "scipy", "xarray", "pandas", "netCDF4", "h5py", "MDAnalysis", "MDAnalysisTests", "numba",
+    "matplotlib", "tabulate", "tensorly", "threadpoolctl", "torch", "cupy", "gemmi", "pdb2pqr",
+    "sympy", "snakemake", "gridData", "jsonschema", "tqdm",
+)
+
+#: Stages whose CLI module still imports its library at module level. Strict: a stage that
+#: becomes lazy makes its case XPASS, which fails, so the name must then leave this set.
+NOT_YET_LAZY = {"ingest", "lattice", "potential", "potential_chunk", "potential_gather", "evaluate"}
+
+PROBE = """
+import json, sys
+from pipeline.cli import build_parser
+build_parser([sys.argv[1], "--help"]).format_help()
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def modules_after_parser(stage: str) -> set[str]:
+    """Names in ``sys.modules`` of a fresh interpreter after building ``stage``'s parser."""
+    done = subprocess.run([sys.executable, "-c", PROBE, stage], capture_output=True, text=True, check=True, timeout=120)
+    return set(json.loads(done.stdout))
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        pytest.param(m, marks=pytest.mark.xfail(m in NOT_YET_LAZY, reason=f"pipeline/cli/{m}.py imports its library at start-up", strict=True))
+        for m in STAGE_MODULES
+    ],
+)
+def test_stage_start_up_imports_only_its_own_module(module):
+    loaded = modules_after_parser(stage_name(module))
+    assert f"pipeline.cli.{module}" in loaded
+    other_stages = sorted(m for m in loaded if m.startswith("pipeline.cli.") and m != f"pipeline.cli.{module}")
+    heavy = sorted(m for m in loaded if m.split(".")[0] in HEAVY)
+    pipeline_modules = sorted(m for m in loaded if m.startswith("pipeline.") and not m.startswith("pipeline.cli"))
+    assert not other_stages, f"{stage_name(module)} start-up imports other stages: {other_stages}"
+    assert not heavy, f"{stage_name(module)} start-up imports heavy libraries: {sorted({m.split('.')[0] for m in heavy})}"
+    assert set(pipeline_modules) <= {"pipeline.backend", "pipeline.units"}, f"{stage_name(module)} start-up imports {pipeline_modules}"
+
+
+def test_top_level_help_lists_every_stage(capsys):
+    from pipeline.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for module in STAGE_MODULES:
+        assert stage_name(module) in out
