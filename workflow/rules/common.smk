@@ -62,7 +62,8 @@ def ingest_args(wildcards):
     if spec.get("ffout"):
         args.append(f"--ffout {spec['ffout']}")
     if spec.get("pqr"):
-        args.append(f"--pqr {result('structures/' + wildcards.structure + '.pqr')}")
+        pqr = result(f"structures/{wildcards.structure}.pqr")
+        args.append(f"--pqr {pqr}")
     return " ".join(args)
 
 
