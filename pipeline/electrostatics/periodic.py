@@ -183,8 +183,12 @@ class PeriodicPlan:
 
     @property
     def pad(self) -> int:
-        """Grid points added on each side so a window never leaves the extended grid."""
-        return int(math.floor(self.radius)) + 2
+        """Grid points added on each side so a window never leaves the extended grid.
+
+        A window starts at ⌈v − R⌉ and covers ⌊2R⌋ + 2 points, so for v < n it ends below
+        n + R + 2: ⌊R⌋ + 3 points of padding.
+        """
+        return int(math.floor(self.radius)) + 3
 
     @property
     def shape(self) -> tuple:
