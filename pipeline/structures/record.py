@@ -115,6 +115,8 @@ def structure_to_dataset(structure: Structure) -> xr.Dataset:
 def load_structure(path: str | os.PathLike) -> Structure:
     """Read a structure record written by the ingest stage.
 
+    ``attrs["box"]`` comes back as a list of 6 floats (Å, degrees), or ``[]`` without a box.
+
     Raises
     ------
     ValueError
@@ -128,6 +130,10 @@ def load_structure(path: str | os.PathLike) -> Structure:
     attrs = dict(dataset.attrs)
     if isinstance(attrs.get("dropped"), str):
         attrs["dropped"] = json.loads(attrs["dropped"])
+    if "box" in attrs:
+        # netCDF keeps an empty list as the JSON text "[]" and six numbers as an array
+        box = json.loads(attrs["box"]) if isinstance(attrs["box"], str) else np.atleast_1d(attrs["box"]).tolist()
+        attrs["box"] = [float(v) for v in box]
     return Structure(
         positions=np.asarray(dataset["positions"].values, dtype=np.float64),
         charges=np.asarray(dataset["charge"].values, dtype=np.float64),
