@@ -62,6 +62,8 @@ def test_summary_prints_ids_and_numbers(built):
         "4.25", "6.5 / 900",  # potential total time, potential stage wall s / MiB
         "gaunt_fourier", "backward", "0.0054",  # tensor products: cg, L=3, backward
         "1.5e-15", "5.5e-14",  # descriptor equivariance error and Gaunt vs CG
+        "Solvent and boundary", "78.5", "0.15", "310", "-0.0625",  # eps_r, I, T, background of alpha 1e-6
+        "11.25 11.25 11.25 / 90 90 90",  # box of beta
     ):
         assert expected in text, f"{expected!r} missing from summary:\n{text}"
 
