@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from pipeline.storage import read_netcdf
-
 
 def run(args: argparse.Namespace) -> int:
     """Read the report and print its tables on stdout."""
-    # imported here: every subcommand imports this module, only this one needs tabulate
+    # imported here: every subcommand imports this module, so it loads no numerical library itself
     from pipeline.reports.tables import format_summary
+    from pipeline.storage import read_netcdf
 
     report = read_netcdf(args.report)
     try:
@@ -28,8 +27,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="print a report as terminal tables",
         description=(
             "Print the tables of a report written by `pipeline report`: structures (atoms, charge\n"
-            "source, net charge), potentials (errors, ranks, storage, times), potential build steps,\n"
-            "stage runtimes, tensor products and descriptor equivariance errors."
+            "source, net charge, periodic box), potentials (errors, ranks, storage, times), their\n"
+            "parameters, solvent and boundary conditions (eps_r, ionic strength, kappa, Debye length,\n"
+            "temperature, periodic, background term), potential build steps, stage runtimes, tensor\n"
+            "products and descriptor equivariance errors."
         ),
         epilog="Example: python -m pipeline summary results/report.nc",
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -146,6 +146,8 @@ def medium_table(report: xr.Dataset) -> str:
         cells = dict(zip(MEDIUM_COLUMNS, numbers))
         periodic = cells["potential_periodic"]
         cells["potential_periodic"] = "-" if math.isnan(periodic) else ("yes" if periodic else "no")
+        temperature = cells["potential_temperature"]  # 298.15 K needs 5 digits
+        cells["potential_temperature"] = "-" if math.isnan(temperature) else f"{temperature:.5g}"
         low, high = min(tolerances), max(tolerances)
         runs = _sci(low) if len(tolerances) == 1 else f"{_sci(low)}…{_sci(high)} ({len(tolerances)})"
         rows.append([sid, runs, *cells.values()])
