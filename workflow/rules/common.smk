@@ -5,7 +5,6 @@ import re
 
 from snakemake.utils import validate
 
-
 validate(config, schema="../schemas/config.schema.yaml")
 
 RESULTS = config["results_dir"]
@@ -58,7 +57,9 @@ def lattice_args(wildcards):
     if spec.get("vacancy_fraction"):
         args.append(f"--vacancy-fraction {spec['vacancy_fraction']}")
     if spec.get("impurity_fraction"):
-        args.append(f"--impurity-fraction {spec['impurity_fraction']} --impurity-charge {spec['impurity_charge']}")
+        args.append(
+            f"--impurity-fraction {spec['impurity_fraction']} --impurity-charge {spec['impurity_charge']}"
+        )
     return " ".join(args)
 
 
@@ -79,11 +80,23 @@ DESCRIPTORS = config["descriptors"]
 #: Options of `pipeline potential` that fix the build plan: every job of one structure's potential
 #: (potential, potential_chunk, potential_gather) passes the same. Keys of the merged settings.
 POTENTIAL_PLAN_OPTIONS = (
-    "tolerance", "device", "split", "alpha", "cutoff", "degree",
-    "dielectric", "ionic_strength", "temperature", "periodic",
+    "tolerance",
+    "device",
+    "split",
+    "alpha",
+    "cutoff",
+    "degree",
+    "dielectric",
+    "ionic_strength",
+    "temperature",
+    "periodic",
 )
 #: Options of the finishing step (self-check and storage): config key and command-line flag.
-POTENTIAL_FINISH_OPTIONS = {"self_check": "--self-check", "seed": "--seed", "max_storage_bytes": "--max-storage"}
+POTENTIAL_FINISH_OPTIONS = {
+    "self_check": "--self-check",
+    "seed": "--seed",
+    "max_storage_bytes": "--max-storage",
+}
 
 
 def potential_settings(structure, tolerance=None):
@@ -104,15 +117,21 @@ def potential_settings(structure, tolerance=None):
 def potential_plan_args(wildcards):
     """Plan options (POTENTIAL_PLAN_OPTIONS) of the structure `wildcards.structure`, at the
     accuracy sweep's `wildcards.tolerance` where the rule has that wildcard."""
-    settings = potential_settings(wildcards.structure, getattr(wildcards, "tolerance", None))
+    settings = potential_settings(
+        wildcards.structure, getattr(wildcards, "tolerance", None)
+    )
     return " ".join(
-        f"--{key.replace('_', '-')} {settings[key]}" for key in POTENTIAL_PLAN_OPTIONS if settings.get(key) is not None
+        f"--{key.replace('_', '-')} {settings[key]}"
+        for key in POTENTIAL_PLAN_OPTIONS
+        if settings.get(key) is not None
     )
 
 
 def potential_args(wildcards):
     """Command-line options of `pipeline potential` (and `potential-gather`) for one structure."""
-    finish = " ".join(f"{flag} {POTENTIAL[key]}" for key, flag in POTENTIAL_FINISH_OPTIONS.items())
+    finish = " ".join(
+        f"{flag} {POTENTIAL[key]}" for key, flag in POTENTIAL_FINISH_OPTIONS.items()
+    )
     return f"{potential_plan_args(wildcards)} {finish}"
 
 

@@ -15,9 +15,6 @@ if POTENTIAL["chunks"] == 1:
             result("structures/{structure}.nc"),
         output:
             result("potential/{structure}.nc"),
-        params:
-            env=thread_env,
-            options=potential_args,
         log:
             log_path("potential"),
         benchmark:
@@ -27,6 +24,9 @@ if POTENTIAL["chunks"] == 1:
         threads: POTENTIAL["threads"]
         resources:
             **potential_resources(),
+        params:
+            env=thread_env,
+            options=potential_args,
         shell:
             "{params.env} python -m pipeline potential {input:q} -o {output:q} {params.options} > {log:q} 2>&1"
 
@@ -37,21 +37,21 @@ else:
             result("structures/{structure}.nc"),
         output:
             temp(result("potential/chunks/{structure}/chunk_{chunk}.nc")),
-        wildcard_constraints:
-            chunk=r"\d+",
-        params:
-            env=thread_env,
-            chunks=POTENTIAL["chunks"],
-            options=potential_plan_args,
         log:
             log_path("potential_chunk", "{structure}/chunk_{chunk}"),
         benchmark:
             benchmark_path("potential_chunk", "{structure}/chunk_{chunk}")
+        wildcard_constraints:
+            chunk=r"\d+",
         conda:
             conda_env(POTENTIAL["device"])
         threads: POTENTIAL["threads"]
         resources:
             **potential_resources(),
+        params:
+            env=thread_env,
+            chunks=POTENTIAL["chunks"],
+            options=potential_plan_args,
         shell:
             "{params.env} python -m pipeline potential-chunk {input:q} --chunk {wildcards.chunk} "
             "--chunks {params.chunks} -o {output:q} {params.options} > {log:q} 2>&1"
@@ -62,9 +62,6 @@ else:
             chunks=potential_chunk_files,
         output:
             result("potential/{structure}.nc"),
-        params:
-            env=thread_env,
-            options=potential_args,
         log:
             log_path("potential_gather"),
         benchmark:
@@ -74,6 +71,9 @@ else:
         threads: POTENTIAL["threads"]
         resources:
             **potential_resources(),
+        params:
+            env=thread_env,
+            options=potential_args,
         shell:
             "{params.env} python -m pipeline potential-gather {input.structure:q} {input.chunks:q} "
             "-o {output:q} {params.options} > {log:q} 2>&1"
@@ -84,19 +84,19 @@ rule potential_accuracy:
         result("structures/{structure}.nc"),
     output:
         result("accuracy/{structure}/tol_{tolerance}.nc"),
-    wildcard_constraints:
-        tolerance=r"[0-9.]+(e[-+]?[0-9]+)?",
-    params:
-        env=thread_env,
-        options=potential_args,
     log:
         log_path("potential_accuracy", "{structure}/tol_{tolerance}"),
     benchmark:
         benchmark_path("potential_accuracy", "{structure}/tol_{tolerance}")
+    wildcard_constraints:
+        tolerance=r"[0-9.]+(e[-+]?[0-9]+)?",
     conda:
         conda_env(POTENTIAL["device"])
     threads: POTENTIAL["threads"]
     resources:
         **potential_resources(),
+    params:
+        env=thread_env,
+        options=potential_args,
     shell:
         "{params.env} python -m pipeline potential {input:q} -o {output:q} {params.options} > {log:q} 2>&1"
