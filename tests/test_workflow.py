@@ -93,7 +93,7 @@ def test_potential_options_merge_study_and_structure_settings(tmp_path):
     workdir = _make_study(tmp_path)
     path = workdir / "config" / "config.yaml"
     config = yaml.safe_load(path.read_text())
-    config["structures"]["nacl_small"]["potential"] = {"periodic": False, "tolerance": 1e-3, "alpha": 0.4}
+    config["structures"]["nacl_small"]["potential"] = {"periodic": True, "tolerance": 1e-3, "alpha": 0.4}
     config["accuracy"]["tolerances"] = [1e-6, 1e-3]
     path.write_text(yaml.safe_dump(config))
     completed = _run(workdir, "-n", "-p")
@@ -106,10 +106,10 @@ def test_potential_options_merge_study_and_structure_settings(tmp_path):
         "results/potential/adk_pqr.nc": "--tolerance 0.0001 --device cpu --split ewald --dielectric 78.5 "
                                         "--ionic-strength 0.15 --temperature 298.15 --periodic auto --self-check 300",
         "results/potential/nacl_small.nc": "--tolerance 0.001 --device cpu --split ewald --alpha 0.4 --dielectric 1.0 "
-                                           "--ionic-strength 0.0 --temperature 298.15 --periodic off --self-check 300",
+                                           "--ionic-strength 0.0 --temperature 298.15 --periodic on --self-check 300",
         "results/accuracy/nacl_small/tol_1e-06.nc": "--tolerance 1e-06 --device cpu --split ewald --alpha 0.4 "
                                                     "--dielectric 1.0 --ionic-strength 0.0 --temperature 298.15 "
-                                                    "--periodic off --self-check 300",
+                                                    "--periodic on --self-check 300",
     }
     for output, options in expected.items():
         assert options in commands[output], f"{output}: {commands[output]}"
