@@ -71,8 +71,8 @@ def test_summary_prints_ids_and_numbers(built):
     assert rows == [
         # structure, tolerance, eps_r, I, kappa, Debye length, T, periodic, background
         ["alpha", "1e-6", "78.5", "0.15", "0.125", "8", "310", "yes", "-0.0625"],
-        ["alpha", "1e-4", "1", "0", "0", "inf", "-", "no", "0"],  # a file without these attributes
-        ["beta", "1e-4", "1", "0", "0", "inf", "-", "no", "0"],
+        ["alpha", "1e-4", "1", "0", "0", "inf", "298.15", "no", "0"],  # a file without these attributes
+        ["beta", "1e-4", "1", "0", "0", "inf", "298.15", "no", "0"],
     ], section
 
 

@@ -124,7 +124,7 @@ MEDIUM_VARIABLES = dict(
     debye_length="potential_debye_length", temperature="potential_temperature", periodic="potential_periodic",
     background="potential_background",
 )
-OLD_FILE_MEDIUM = dict(dielectric=1.0, ionic_strength=0.0, kappa=0.0, debye_length=math.inf, temperature=NAN,
+OLD_FILE_MEDIUM = dict(dielectric=1.0, ionic_strength=0.0, kappa=0.0, debye_length=math.inf, temperature=298.15,
                        periodic=0.0, background=0.0)
 EXPECTED_MEDIUM = {
     ("alpha", 1e-6): dict(dielectric=78.5, ionic_strength=0.15, kappa=0.125, debye_length=8.0, temperature=310.0,

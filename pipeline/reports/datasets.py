@@ -58,7 +58,7 @@ potential of a structure at several tolerances keeps every run. Missing values a
 or ``""`` (text); numbers that may be missing (ranks, storage) are therefore float64. Variables of
 an input kind that was not given are left out. Potential files written before the solvent and
 periodic settings existed read as vacuum in free space (dielectric 1, ionic strength 0, not
-periodic, no background term; temperature NaN). Benchmark files ``<rule>/<target>.tsv`` whose
+periodic, no background term) at 298.15 K. Benchmark files ``<rule>/<target>.tsv`` whose
 target is a structure id go to ``stage_*``; the others (tensor products, the report itself) to
 ``job_*``. The ``method`` coordinate is shared by the tensor-product and descriptor variables.
 

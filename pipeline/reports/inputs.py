@@ -50,10 +50,10 @@ POTENTIAL_SCALARS: dict[str, tuple[str, ...]] = {
     "background_potential": ("background_potential_e_per_A",),
 }
 #: Values of the solvent and boundary scalars in potential files written before those settings
-#: existed: vacuum (ε_r 1, no salt), free space (not periodic, no background term). Their
-#: temperature is unknown (NaN).
+#: existed: vacuum (ε_r 1, no salt), free space (not periodic, no background term), and the
+#: temperature their kT/e conversion assumed, 298.15 K (as the potential reader does).
 POTENTIAL_DEFAULTS: dict[str, float] = {
-    "dielectric": 1.0, "ionic_strength": 0.0, "kappa": 0.0, "debye_length": math.inf,
+    "dielectric": 1.0, "ionic_strength": 0.0, "kappa": 0.0, "debye_length": math.inf, "temperature": 298.15,
     "periodic": 0.0, "background_potential": 0.0,
 }
 #: Accepted names of the requested tolerance (essential), the Tucker ranks and the Chebyshev
