@@ -28,19 +28,31 @@ POTENTIALS = {
         device="cpu", time_short_range_s=0.5, time_long_range_s=1.5, time_compress_s=0.25, time_total_s=2.25,
     ),
     # the names the potential stage writes today: errors at atoms and points, degree per axis,
-    # energy as a 0-d variable, backend instead of device, no total time (the report sums the steps)
+    # energy as a 0-d variable, backend instead of device, no total time (the report sums the steps),
+    # solvent model and periodic cell (a net-charged triclinic cell in salt water)
     ("alpha", 1e-6): dict(
         alpha=0.35, cutoff=10.0, degree=[40, 40, 48], ranks=[7, 8, 9], storage_bytes=54321, energy_variable=-1.25,
         max_rel_error_atoms=2.5e-6, rms_rel_error_atoms=7.5e-7, max_rel_error_points=4.0e-6, rms_rel_error_points=1.0e-6,
         selfcheck_atoms=5, selfcheck_points=200, tolerance_exceeded=1,
         backend="numpy", time_short_range_s=0.75, time_long_range_s=3.0, time_compress_s=0.5,
+        dielectric=78.5, ionic_strength_M=0.15, kappa_per_A=0.125, debye_length_A=8.0, temperature_K=310.0,
+        periodic=1, periodic_setting="auto", cell=[40.0, 0.0, 0.0, 0.0, 40.0, 0.0, 20.0, 20.0, 28.25],
+        background_potential_e_per_A=-0.0625,
     ),
-    # optional attributes left out on purpose: alpha, storage, timings except total
+    # optional attributes left out on purpose: alpha, storage, timings except total, and the solvent
+    # and periodic attributes (a file of the stage before those settings existed)
     ("beta", 1e-4): dict(
         ranks=[3, 3, 3], self_check_max_rel_error=8.0e-5, self_check_rms_rel_error=2.0e-5, time_total_s=1.0,
         backend="numpy",
     ),
 }
+#: Solvent and boundary attributes of a free-space potential in a dielectric as the stage writes them.
+FREE_SPACE_MEDIUM = dict(
+    dielectric=2.0, ionic_strength_M=0.0, kappa_per_A=0.0, debye_length_A=float("inf"), temperature_K=298.15,
+    periodic=0, periodic_setting="off", cell=[], background_potential_e_per_A=0.0,
+)
+#: Periodic box of a structure record (a, b, c in Å; α, β, γ in degrees); the others have none.
+BOXES = {"beta": [11.25, 11.25, 11.25, 90.0, 90.0, 90.0]}
 TP_METHODS = ["cg", "gaunt_fourier", "gaunt_grid"]
 TP_LMAX = [1, 2, 3]
 TP_PASSES = ["forward", "backward"]
@@ -75,7 +87,7 @@ def write_structure(path: Path, structure_id: str) -> Path:
         attrs=dict(
             structure_id=structure_id, source=f"test:{structure_id}", format=fmt, charge_source=charge_source,
             net_charge=float(sum(charges)), n_atoms=n, dropped='["water"]' if structure_id == "alpha" else "[]",
-            package_versions="{}", pipeline_version="0.1.0",
+            package_versions="{}", pipeline_version="0.1.0", box=BOXES.get(structure_id, []),
         ),
     )
     return write_netcdf(dataset, path)

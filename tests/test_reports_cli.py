@@ -62,8 +62,18 @@ def test_summary_prints_ids_and_numbers(built):
         "4.25", "6.5 / 900",  # potential total time, potential stage wall s / MiB
         "gaunt_fourier", "backward", "0.0054",  # tensor products: cg, L=3, backward
         "1.5e-15", "5.5e-14",  # descriptor equivariance error and Gaunt vs CG
+        "Solvent and boundary", "78.5", "0.15", "310", "-0.0625",  # eps_r, I, T, background of alpha 1e-6
+        "11.25 11.25 11.25 / 90 90 90",  # box of beta
     ):
         assert expected in text, f"{expected!r} missing from summary:\n{text}"
+    section = text.split("Solvent and boundary conditions")[1].split("\n\n")[0]
+    rows = [line.split() for line in section.splitlines()[4:]]  # after title rule, header, rule
+    assert rows == [
+        # structure, tolerance, eps_r, I, kappa, Debye length, T, periodic, background
+        ["alpha", "1e-6", "78.5", "0.15", "0.125", "8", "310", "yes", "-0.0625"],
+        ["alpha", "1e-4", "1", "0", "0", "inf", "298.15", "no", "0"],  # a file without these attributes
+        ["beta", "1e-4", "1", "0", "0", "inf", "298.15", "no", "0"],
+    ], section
 
 
 def _leftovers(directory) -> list[str]:
@@ -99,3 +109,13 @@ def test_help_ends_with_example():
     for stage in ("report", "summary"):
         result = pipeline(stage, "--help")
         assert result.returncode == 0 and "Example: python -m pipeline " + stage in result.stdout
+
+
+def test_summary_module_imports_stay_light(tmp_path):
+    code = (
+        "import sys\n"
+        "import pipeline.cli.summary\n"
+        "print(sorted(m for m in ('numpy', 'xarray', 'scipy', 'numba', 'tabulate') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "[]", result.stdout + result.stderr

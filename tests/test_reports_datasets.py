@@ -15,6 +15,8 @@ from pipeline.reports.variables import DESCRIPTOR_PER_METHOD_ATTRS, DESCRIPTOR_S
 from pipeline.storage import config_hash, read_netcdf, write_netcdf
 from tests.reports_study import (
     BENCHMARKS,
+    BOXES,
+    FREE_SPACE_MEDIUM,
     DESCRIPTOR_ERRORS,
     DESCRIPTOR_PRODUCT_TIMES,
     POTENTIALS,
@@ -40,7 +42,8 @@ def report(study):
 
 
 def test_every_variable_and_coordinate_has_units_and_long_name(report):
-    expected_coords = {"structure", "potential_tolerance", "mode", "step", "stage", "job", "method", "lmax", "pass", "device"}
+    expected_coords = {"structure", "potential_tolerance", "mode", "step", "stage", "job", "method", "lmax", "pass", "device",
+                       "cell_axis", "xyz"}
     assert expected_coords <= set(report.coords), f"coordinates: {sorted(report.coords)}"
     for name, variable in report.variables.items():
         assert isinstance(variable.attrs.get("units"), str) and variable.attrs["units"], f"{name} lacks units"
@@ -114,6 +117,77 @@ def test_potential_values_land_on_structure_and_tolerance(report):
     assert list(report["step"].values)[-1] == "total"
 
 
+# Solvent and boundary variables of each potential of the study: alpha 1e-6 as written
+# (tests/reports_study.py), the others files without those attributes, which read as vacuum in free space.
+MEDIUM_VARIABLES = dict(
+    dielectric="potential_dielectric", ionic_strength="potential_ionic_strength", kappa="potential_kappa",
+    debye_length="potential_debye_length", temperature="potential_temperature", periodic="potential_periodic",
+    background="potential_background",
+)
+OLD_FILE_MEDIUM = dict(dielectric=1.0, ionic_strength=0.0, kappa=0.0, debye_length=math.inf, temperature=298.15,
+                       periodic=0.0, background=0.0)
+EXPECTED_MEDIUM = {
+    ("alpha", 1e-6): dict(dielectric=78.5, ionic_strength=0.15, kappa=0.125, debye_length=8.0, temperature=310.0,
+                          periodic=1.0, background=-0.0625),
+    ("alpha", 1e-4): OLD_FILE_MEDIUM,
+    ("beta", 1e-4): OLD_FILE_MEDIUM,
+}
+MEDIUM_UNITS = dict(dielectric="1", ionic_strength="mol/L", kappa="1/angstrom", debye_length="angstrom", temperature="K",
+                    periodic="1", background="e/angstrom")
+
+
+def test_medium_values_land_on_structure_and_tolerance(report):
+    for (sid, tol), expected in EXPECTED_MEDIUM.items():
+        at = report.sel({"structure": sid, "potential_tolerance": tol})
+        for key, name in MEDIUM_VARIABLES.items():
+            np.testing.assert_equal(float(at[name]), expected[key], err_msg=f"{sid} {tol} {name}")
+    for key, name in MEDIUM_VARIABLES.items():
+        assert report[name].attrs["units"] == MEDIUM_UNITS[key], name
+    cell = report["potential_cell"].sel({"structure": "alpha", "potential_tolerance": 1e-6})
+    assert cell.dims == ("cell_axis", "xyz") and report["potential_cell"].attrs["units"] == "angstrom"
+    np.testing.assert_equal(cell.sel({"cell_axis": "c"}).values, [20.0, 20.0, 28.25])  # row c of the matrix
+    np.testing.assert_equal(cell.sel({"xyz": "x"}).values, [40.0, 0.0, 20.0])  # x components of a, b, c
+    assert np.isnan(report["potential_cell"].sel({"structure": "beta", "potential_tolerance": 1e-4})).all()
+    # no run: NaN, not the defaults of an old file
+    assert np.isnan(float(report["potential_dielectric"].sel({"structure": "beta", "potential_tolerance": 1e-6})))
+
+
+def test_structure_boxes_land_on_their_ids(report):
+    np.testing.assert_equal(report["box_length"].sel({"structure": "beta"}).values, BOXES["beta"][:3])
+    np.testing.assert_equal(report["box_angle"].sel({"structure": "beta"}).values, BOXES["beta"][3:])
+    assert np.isnan(report["box_length"].sel({"structure": "alpha"})).all()  # stored as an empty list
+    assert list(report["cell_axis"].values) == ["a", "b", "c"]
+    assert report["box_length"].attrs["units"] == "angstrom" and report["box_angle"].attrs["units"] == "degree"
+
+
+def test_free_space_potential_with_empty_cell(study, tmp_path):
+    path = write_potential(tmp_path / "beta.nc", "beta", 1e-4)
+    with xr.open_dataset(path) as ds:
+        ds = ds.load()
+    ds.attrs.update(FREE_SPACE_MEDIUM)
+    write_netcdf(ds, path)
+    report = build_report(study["structures"], [str(path)])
+    at = report.sel({"structure": "beta", "potential_tolerance": 1e-4})
+    assert float(at["potential_dielectric"]) == 2.0 and float(at["potential_temperature"]) == 298.15
+    assert float(at["potential_periodic"]) == 0.0 and math.isinf(float(at["potential_debye_length"]))
+    assert np.isnan(at["potential_cell"].values).all()
+
+
+@pytest.mark.parametrize("attribute, value, message", [
+    ("cell", [1.0, 2.0, 3.0], r"'cell' must hold 0 or 9 numbers, got 3"),
+    ("cell", "a box", r"'cell' must be a list of numbers, got 'a box'"),
+])
+def test_bad_cell_attribute_is_named(study, tmp_path, attribute, value, message):
+    path = write_potential(tmp_path / "alpha.nc", "alpha", 1e-4)
+    with xr.open_dataset(path) as ds:
+        ds = ds.load()
+    ds.attrs[attribute] = value
+    write_netcdf(ds, path)
+    with pytest.raises(ValueError, match=message) as info:
+        build_report(study["structures"], [str(path)])
+    assert str(path) in str(info.value)
+
+
 def test_benchmarks_go_to_stages_and_jobs(report):
     for (rule, target), (seconds, rss) in BENCHMARKS.items():
         if target in STRUCTURES:
@@ -170,7 +244,8 @@ def test_descriptor_methods_join_tensor_product_methods(study, tmp_path):
 
 def test_structures_only_report_leaves_other_variables_out(study):
     report = build_report(study["structures"])
-    assert set(report.data_vars) == {"n_atoms", "net_charge", "charge_source", "structure_format", "structure_source", "n_dropped"}
+    assert set(report.data_vars) == {"n_atoms", "net_charge", "charge_source", "structure_format", "structure_source",
+                                     "n_dropped", "box_length", "box_angle"}
 
 
 def test_missing_inputs_are_all_named(study, tmp_path):

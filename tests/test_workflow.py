@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
+import yaml
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
@@ -111,6 +112,45 @@ def test_jobs_run_the_workflow_package_whatever_comes_first(tmp_path):
         assert nacl.sizes["atom"] == 8 * 3**3
 
 
+def _potential_commands(text: str) -> dict[str, str]:
+    """Shell commands of `pipeline potential` jobs in a dry run's output, keyed by output file."""
+    commands = {}
+    for line in text.splitlines():
+        if "python -m pipeline potential " in line:
+            command = line.split("Shell command:", 1)[-1].strip()
+            commands[command.split(" -o ", 1)[1].split()[0]] = command
+    return commands
+
+
+def test_potential_options_merge_study_and_structure_settings(tmp_path):
+    """Each job gets the study-wide `potential:` settings with its structure's own on top; the
+    accuracy sweep's tolerance replaces both and skips the structure's own tolerance."""
+    workdir = _make_study(tmp_path)
+    path = workdir / "config" / "config.yaml"
+    config = yaml.safe_load(path.read_text())
+    config["structures"]["nacl_small"]["potential"] = {"periodic": True, "tolerance": 1e-3, "alpha": 0.4}
+    config["accuracy"]["tolerances"] = [1e-6, 1e-3]
+    path.write_text(yaml.safe_dump(config))
+    completed = _run(workdir, "-n", "-p")
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    commands = _potential_commands(completed.stdout + completed.stderr)
+    assert set(commands) == {"results/potential/adk_pqr.nc", "results/potential/nacl_small.nc",
+                             "results/accuracy/nacl_small/tol_1e-06.nc"}  # tol 1e-3 is nacl_small's own
+    expected = {
+        # .test: adk_pqr in salt water, study-wide tolerance
+        "results/potential/adk_pqr.nc": "--tolerance 0.0001 --device cpu --split ewald --dielectric 78.5 "
+                                        "--ionic-strength 0.15 --temperature 298.15 --periodic auto --self-check 300",
+        "results/potential/nacl_small.nc": "--tolerance 0.001 --device cpu --split ewald --alpha 0.4 --dielectric 1.0 "
+                                           "--ionic-strength 0.0 --temperature 298.15 --periodic on --self-check 300",
+        "results/accuracy/nacl_small/tol_1e-06.nc": "--tolerance 1e-06 --device cpu --split ewald --alpha 0.4 "
+                                                    "--dielectric 1.0 --ionic-strength 0.0 --temperature 298.15 "
+                                                    "--periodic on --self-check 300",
+    }
+    for output, options in expected.items():
+        assert options in commands[output], f"{output}: {commands[output]}"
+        assert commands[output].startswith("NUMBA_NUM_THREADS=1 python -m pipeline potential ")
+
+
 def test_clean_run_produces_every_output(clean_run):
     results = clean_run / "results"
     for name in ("adk_pqr", "nacl_small"):
@@ -131,6 +171,13 @@ def test_clean_run_produces_every_output(clean_run):
         assert set(report["structure"].values) == {"adk_pqr", "nacl_small"}
         # main tolerance 1e-4 plus the accuracy sweep's 1e-6 for nacl_small
         assert sorted(report["potential_tolerance"].values.tolist()) == [1e-6, 1e-4]
+        # adk_pqr in 150 mM salt at eps_r 78.5 (.test config); Debye length 7.8546 A (CODATA 2018)
+        adk = report.sel({"structure": "adk_pqr", "potential_tolerance": 1e-4})
+        assert float(adk["potential_dielectric"]) == 78.5 and float(adk["potential_ionic_strength"]) == 0.15
+        assert float(adk["potential_temperature"]) == 298.15 and float(adk["potential_periodic"]) == 0
+        assert abs(float(adk["potential_debye_length"]) - 7.8546) < 1e-3
+        assert abs(float(adk["potential_kappa"]) * float(adk["potential_debye_length"]) - 1.0) < 1e-12
+        assert np.isnan(adk["box_length"].values).all() and np.isnan(adk["potential_cell"].values).all()
     assert not list(results.rglob("*.tmp"))
 
 

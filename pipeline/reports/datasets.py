@@ -5,7 +5,8 @@ and ``long_name``; CF-1.10 global attributes).
 
 Dimensions: ``structure`` (ids), ``potential_tolerance`` (requested relative accuracy),
 ``mode`` (3 Tucker modes), ``step`` (potential build steps), ``stage`` (rules), ``job``,
-``method``, ``lmax``, ``pass``, ``device``. Below, S = structure, T = potential_tolerance.
+``method``, ``lmax``, ``pass``, ``device``, ``cell_axis`` (a, b, c), ``xyz``. Below,
+S = structure, T = potential_tolerance.
 
 ==========================================  ==============  ==========================
 variable                                    dims            units
@@ -14,6 +15,7 @@ n_atoms, n_dropped                          (S,)            1
 net_charge                                  (S,)            e
 charge_source, structure_format,            (S,)            1 (text)
 structure_source
+box_length / box_angle                      (S, cell_axis)  angstrom / degree (NaN: no box)
 potential_max_rel_error,                    (S, T)          1
 potential_rms_rel_error,
 potential_max_rel_error_points,
@@ -29,6 +31,14 @@ potential_device, potential_file            (S, T)          1 (text)
 potential_ranks, potential_degree           (S, T, mode)    1
 potential_time                              (S, T, step)    s (total: as recorded,
                                                             else the sum of the steps)
+potential_dielectric, potential_periodic    (S, T)          1
+potential_ionic_strength                    (S, T)          mol/L
+potential_kappa                             (S, T)          1/angstrom
+potential_debye_length                      (S, T)          angstrom (inf: no salt)
+potential_temperature                       (S, T)          K
+potential_background                        (S, T)          e/angstrom
+potential_cell                              (S, T,          angstrom (rows a, b, c;
+                                            cell_axis, xyz) NaN in free space)
 stage_wall_time / stage_max_rss             (S, stage)      s / MiB
 job_wall_time / job_max_rss                 (job,)          s / MiB
 tp_<name>                                   as in the file  as in the file
@@ -46,7 +56,9 @@ descriptor_time_total                       (S,)            s
 Potentials are indexed by structure and requested tolerance, so a study that builds the
 potential of a structure at several tolerances keeps every run. Missing values are NaN (numbers)
 or ``""`` (text); numbers that may be missing (ranks, storage) are therefore float64. Variables of
-an input kind that was not given are left out. Benchmark files ``<rule>/<target>.tsv`` whose
+an input kind that was not given are left out. Potential files written before the solvent and
+periodic settings existed read as vacuum in free space (dielectric 1, ionic strength 0, not
+periodic, no background term) at 298.15 K. Benchmark files ``<rule>/<target>.tsv`` whose
 target is a structure id go to ``stage_*``; the others (tensor products, the report itself) to
 ``job_*``. The ``method`` coordinate is shared by the tensor-product and descriptor variables.
 
@@ -131,9 +143,10 @@ def build_report(
     Returns
     -------
     xarray.Dataset
-        The variables of the module docstring, coordinates ``structure`` (and, with the matching
-        inputs, ``potential_tolerance``, ``mode`` (3), ``step``, ``stage``, ``job``, ``method``, ``lmax``,
-        ``pass``, ``device``), CF-1.10 global attributes and provenance.
+        The variables of the module docstring, coordinates ``structure`` and ``cell_axis`` (and,
+        with the matching inputs, ``potential_tolerance``, ``mode`` (3), ``step``, ``xyz``,
+        ``stage``, ``job``, ``method``, ``lmax``, ``pass``, ``device``), CF-1.10 global
+        attributes and provenance.
 
     Raises
     ------
@@ -156,8 +169,8 @@ def build_report(
     structure_records = [read_structure_summary(p) for p in structures]
     check_unique(structure_records, "structure_id", "structure")
     ids = [r.structure_id for r in structure_records]
-    data_vars = structure_variables(structure_records)
-    coords: dict[str, tuple] = {"structure": ("structure", text_array(ids))}
+    data_vars, more = structure_variables(structure_records)
+    coords: dict[str, tuple] = {"structure": ("structure", text_array(ids)), **more}
     log.info("report: %d structure(s), %d atoms in all", len(ids), sum(r.n_atoms for r in structure_records))
 
     potential_records = [read_potential_summary(p) for p in potentials]

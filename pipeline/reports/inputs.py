@@ -40,6 +40,21 @@ POTENTIAL_SCALARS: dict[str, tuple[str, ...]] = {
     "self_check_atoms": ("self_check_atoms", "selfcheck_atoms"),
     "self_check_points": ("self_check_points", "selfcheck_points"),
     "tolerance_exceeded": ("tolerance_exceeded",),
+    # solvent model and boundary conditions (dielectric 1, kappa 1/Å, lengths Å, mol/L, K, e/Å)
+    "dielectric": ("dielectric",),
+    "ionic_strength": ("ionic_strength_M",),
+    "kappa": ("kappa_per_A",),
+    "debye_length": ("debye_length_A",),
+    "temperature": ("temperature_K",),
+    "periodic": ("periodic",),
+    "background_potential": ("background_potential_e_per_A",),
+}
+#: Values of the solvent and boundary scalars in potential files written before those settings
+#: existed: vacuum (ε_r 1, no salt), free space (not periodic, no background term), and the
+#: temperature their kT/e conversion assumed, 298.15 K (as the potential reader does).
+POTENTIAL_DEFAULTS: dict[str, float] = {
+    "dielectric": 1.0, "ionic_strength": 0.0, "kappa": 0.0, "debye_length": math.inf, "temperature": 298.15,
+    "periodic": 0.0, "background_potential": 0.0,
 }
 #: Accepted names of the requested tolerance (essential), the Tucker ranks and the Chebyshev
 #: nodes per axis (3 values, or 1 value for all axes) of a potential file.
@@ -69,6 +84,7 @@ class StructureSummary:
     source: str
     n_dropped: int
     path: str
+    box: tuple[float, ...] = (math.nan,) * 6
 
 
 @dataclass(frozen=True)
@@ -78,7 +94,9 @@ class PotentialSummary:
     ``ranks`` and ``degree`` hold 3 values, one per Tucker mode (NaN when absent); ``times_s``
     maps step names from ``time_<step>_s`` attributes to seconds, with ``total`` the sum of the
     steps when the file records no total; the other numbers follow :data:`POTENTIAL_SCALARS`
-    (alpha 1/Å, cutoff Å, storage bytes, energy e²/Å, errors relative, sample sizes).
+    (alpha 1/Å, cutoff Å, storage bytes, energy e²/Å, errors relative, sample sizes, solvent
+    and boundary scalars with :data:`POTENTIAL_DEFAULTS` where absent). ``cell`` holds the 9
+    entries of the periodic cell matrix (rows a, b, c; Å), NaN in free space.
     """
 
     structure_id: str
@@ -90,6 +108,7 @@ class PotentialSummary:
     device: str
     times_s: dict[str, float]
     path: str
+    cell: tuple[float, ...] = (math.nan,) * 9
 
 
 @dataclass(frozen=True)
@@ -146,6 +165,26 @@ def _per_mode(dataset: xr.Dataset, names: tuple[str, ...], path: Path, *, broadc
     return tuple(float(v) for v in array)
 
 
+def _numbers(dataset: xr.Dataset, name: str, sizes: tuple[int, ...], path: Path) -> tuple[float, ...]:
+    """Attribute ``name`` as ``max(sizes)`` floats (NaN where absent or empty); other sizes are an error.
+
+    An empty list is stored as the JSON text ``"[]"`` (netCDF has no empty attributes).
+    """
+    value = dataset.attrs.get(name)
+    try:
+        if isinstance(value, str):
+            value = json.loads(value)
+        array = np.atleast_1d(np.asarray([] if value is None else value, dtype=np.float64)).ravel()
+    except (TypeError, ValueError):
+        raise ValueError(f"{path}: attribute {name!r} must be a list of numbers, got {value!r}") from None
+    if array.size == 0:
+        return (math.nan,) * max(sizes)
+    if array.size not in sizes:
+        expected = " or ".join(str(n) for n in (0, *sizes))
+        raise ValueError(f"{path}: attribute {name!r} must hold {expected} numbers, got {array.size}")
+    return tuple(float(v) for v in array)
+
+
 def _require_variables(dataset: xr.Dataset, names: tuple[str, ...], path: Path, kind: str) -> None:
     missing = [name for name in names if name not in dataset.variables]
     if missing:
@@ -165,7 +204,8 @@ def read_structure_summary(path: str | os.PathLike) -> StructureSummary:
     """Atom count, net charge and labels of a structure record ``results/structures/{id}.nc``.
 
     The atom count is the length of ``charge``; a stored ``n_atoms`` attribute that disagrees
-    with it is an error. The net charge is recomputed as the sum of ``charge`` (e).
+    with it is an error. The net charge is recomputed as the sum of ``charge`` (e). The
+    attribute ``box`` (a, b, c in Å, α, β, γ in degrees) is optional (NaN without a box).
     """
     path = Path(path)
     dataset = read_netcdf(path)
@@ -189,6 +229,7 @@ def read_structure_summary(path: str | os.PathLike) -> StructureSummary:
         source=str(dataset.attrs.get("source", "")),
         n_dropped=len(dropped) if isinstance(dropped, (list, tuple)) else 0,
         path=str(path),
+        box=_numbers(dataset, "box", (6,), path),
     )
 
 
@@ -196,7 +237,8 @@ def read_potential_summary(path: str | os.PathLike) -> PotentialSummary:
     """Accuracy, ranks, storage and timings of a potential file ``results/potential/{id}.nc``.
 
     Essential: the variable ``potential`` (one value per atom) and the requested tolerance
-    (attribute ``tolerance``). Ranks, when present, must be 3 numbers; the degree 1 or 3.
+    (attribute ``tolerance``). Ranks, when present, must be 3 numbers; the degree 1 or 3; the
+    periodic cell ``cell`` 9 (none or an empty list in free space).
     """
     path = Path(path)
     dataset = read_netcdf(path)
@@ -206,6 +248,9 @@ def read_potential_summary(path: str | os.PathLike) -> PotentialSummary:
         raise ValueError(f"{path}: potential file lacks essential attribute 'tolerance' (requested relative accuracy)")
     tolerance = _float(tolerance, path, "tolerance")
     scalars = {key: _float(_lookup(dataset, names), path, names[0]) for key, names in POTENTIAL_SCALARS.items()}
+    for key, value in POTENTIAL_DEFAULTS.items():
+        if _lookup(dataset, POTENTIAL_SCALARS[key]) is None:
+            scalars[key] = value
     ranks = _per_mode(dataset, RANKS_NAMES, path, broadcast=False)
     degree = _per_mode(dataset, DEGREE_NAMES, path, broadcast=True)
     times = {}
@@ -226,6 +271,7 @@ def read_potential_summary(path: str | os.PathLike) -> PotentialSummary:
         device=str(device),
         times_s=times,
         path=str(path),
+        cell=_numbers(dataset, "cell", (9,), path),
     )
 
 

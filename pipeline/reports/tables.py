@@ -1,7 +1,8 @@
 """Format a report Dataset as plain-text tables for the terminal (``python -m pipeline summary``).
 
 Sections, each present only when the report holds its variables: structures, potentials
-(one row per structure and requested tolerance), potential build steps, stage runtimes from
+(one row per structure and requested tolerance), their parameters, their solvent model and
+boundary conditions (one row per structure and distinct model), potential build steps, stage runtimes from
 the Snakemake benchmarks, other jobs, tensor products (one row per method, L, pass and
 device) and descriptors. Numbers are printed with 4 significant digits; missing values as
 ``-``. Tables are drawn by ``tabulate``.
@@ -59,14 +60,24 @@ def _ranks(values: np.ndarray) -> str:
     return "x".join(str(int(v)) for v in values)
 
 
+def _box(lengths: np.ndarray, angles: np.ndarray) -> str:
+    """``a b c / α β γ`` with 4 significant digits, ``-`` without a box."""
+    if np.isnan(lengths).any():
+        return "-"
+    return f"{' '.join(f'{v:.4g}' for v in lengths)} / {' '.join(f'{v:.4g}' for v in angles)}"
+
+
 def structures_table(report: xr.Dataset) -> str:
-    """One row per structure: atoms, format, charge source, net charge."""
+    """One row per structure: atoms, format, charge source, net charge, periodic box."""
+    has_box = "box_length" in report
     rows = [
         [sid, report["n_atoms"].values[i], report["structure_format"].values[i], report["charge_source"].values[i],
          float(report["net_charge"].values[i]), report["n_dropped"].values[i]]
+        + ([_box(report["box_length"].values[i], report["box_angle"].values[i])] if has_box else [])
         for i, sid in enumerate(report["structure"].values)
     ]
-    return _table("Structures", ["structure", "atoms", "format", "charge source", "net charge (e)", "dropped"], rows)
+    headers = ["structure", "atoms", "format", "charge source", "net charge (e)", "dropped"]
+    return _table("Structures", headers + (["box a b c (Å) / α β γ (°)"] if has_box else []), rows)
 
 
 def _potential_rows(report: xr.Dataset):
@@ -109,6 +120,39 @@ def potential_parameters_table(report: xr.Dataset) -> str:
                f"cutoff{_units(report, 'potential_cutoff')}", f"stored alpha{_units(report, 'potential_stored_alpha')}",
                "stored nodes per axis", f"energy{_units(report, 'potential_energy')}"]
     return _table("Potential parameters", headers, rows)
+
+
+#: Columns of the solvent and boundary table: report variable and header label.
+MEDIUM_COLUMNS = {
+    "potential_dielectric": "eps_r",
+    "potential_ionic_strength": "I",
+    "potential_kappa": "kappa",
+    "potential_debye_length": "Debye length",
+    "potential_temperature": "T",
+    "potential_periodic": "periodic",
+    "potential_background": "background",
+}
+
+
+def medium_table(report: xr.Dataset) -> str:
+    """One row per structure and distinct solvent model: ε_r, I, κ, Debye length, T, periodic,
+    background term, with the tolerances of the potentials that share it (``lo…hi (count)``)."""
+    groups: dict[tuple, list[float]] = {}
+    for sid, tol, values in _potential_rows(report):
+        key = (sid, *(float(values[name]) for name in MEDIUM_COLUMNS))
+        groups.setdefault(key, []).append(tol)
+    rows = []
+    for (sid, *numbers), tolerances in groups.items():
+        cells = dict(zip(MEDIUM_COLUMNS, numbers))
+        periodic = cells["potential_periodic"]
+        cells["potential_periodic"] = "-" if math.isnan(periodic) else ("yes" if periodic else "no")
+        temperature = cells["potential_temperature"]  # 298.15 K needs 5 digits
+        cells["potential_temperature"] = "-" if math.isnan(temperature) else f"{temperature:.5g}"
+        low, high = min(tolerances), max(tolerances)
+        runs = _sci(low) if len(tolerances) == 1 else f"{_sci(low)}…{_sci(high)} ({len(tolerances)})"
+        rows.append([sid, runs, *cells.values()])
+    headers = ["structure", "tolerance", *(f"{label}{_units(report, name)}" for name, label in MEDIUM_COLUMNS.items())]
+    return _table("Solvent and boundary conditions of the potentials", headers, rows)
 
 
 def steps_table(report: xr.Dataset) -> str:
@@ -211,6 +255,8 @@ def format_summary(report: xr.Dataset) -> str:
     if "potential_max_rel_error" in report:
         sections.append(potentials_table(report))
         sections.append(potential_parameters_table(report))
+        if "potential_dielectric" in report:
+            sections.append(medium_table(report))
         if "potential_time" in report and report.sizes.get("step", 0):
             sections.append(steps_table(report))
     if "stage_wall_time" in report:

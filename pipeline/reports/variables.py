@@ -32,7 +32,12 @@ COORDINATE_ATTRS: dict[str, tuple[str, str]] = {
     "lmax": ("1", "maximum degree L of the inputs"),
     "pass": ("1", "timed pass"),
     "device": ("1", "device the tensor products ran on"),
+    "cell_axis": ("1", "axis of the periodic cell (a, b, c)"),
+    "xyz": ("1", "Cartesian component"),
 }
+#: Labels of the ``cell_axis`` and ``xyz`` coordinates.
+CELL_AXES = ("a", "b", "c")
+XYZ = ("x", "y", "z")
 #: Units and long names of tensor-product variables, used only where the file lacks them.
 TP_VARIABLE_ATTRS: dict[str, tuple[str, str]] = {
     "time_median": ("s", "median runtime"),
@@ -69,7 +74,7 @@ DESCRIPTOR_PER_METHOD_ATTRS: dict[str, tuple[str, str, str]] = {
     "time_product_s": ("descriptor_time_product", "s", "wall-clock time of the product"),
 }
 #: Report coordinates a tensor-product file may not reuse with another meaning.
-RESERVED_DIMS = ("structure", "potential_tolerance", "mode", "step", "stage", "job")
+RESERVED_DIMS = ("structure", "potential_tolerance", "mode", "step", "stage", "job", "cell_axis", "xyz")
 
 
 def _var(dims: tuple[str, ...], data: np.ndarray, units: str, long_name: str) -> tuple:
@@ -91,10 +96,12 @@ def check_unique(items: Sequence[Any], key: str | Callable[[Any], Any], what: st
         seen[label] = item.path
 
 
-def structure_variables(records: list[StructureSummary]) -> dict[str, tuple]:
-    """Per-structure variables over ``(structure,)``, in the order of ``records``."""
+def structure_variables(records: list[StructureSummary]) -> tuple[dict[str, tuple], dict[str, tuple]]:
+    """Per-structure variables over ``(structure[, cell_axis])``, in the order of ``records``, and the
+    ``cell_axis`` coordinate."""
     dims = ("structure",)
-    return {
+    box = np.array([r.box for r in records], dtype=np.float64).reshape(len(records), 6)
+    variables = {
         "n_atoms": _var(dims, np.array([r.n_atoms for r in records], dtype=np.int64), "1", "number of atoms"),
         "net_charge": _var(dims, np.array([r.net_charge_e for r in records]), "e", "net charge (sum of partial charges)"),
         "charge_source": _var(dims, text_array([r.charge_source for r in records]), "1", "origin of the partial charges"),
@@ -103,7 +110,15 @@ def structure_variables(records: list[StructureSummary]) -> dict[str, tuple]:
         "n_dropped": _var(
             dims, np.array([r.n_dropped for r in records], dtype=np.int64), "1", "number of items the ingest left out"
         ),
+        "box_length": _var(
+            dims + ("cell_axis",), box[:, :3], "angstrom", "length of the periodic box of the structure record (NaN: no box)"
+        ),
+        "box_angle": _var(
+            dims + ("cell_axis",), box[:, 3:], "degree",
+            "angle of the periodic box opposite the axis: alpha (b, c), beta (a, c), gamma (a, b) (NaN: no box)",
+        ),
     }
+    return variables, {"cell_axis": ("cell_axis", text_array(CELL_AXES))}
 
 
 def _ordered_steps(records: list[PotentialSummary]) -> list[str]:
@@ -140,6 +155,7 @@ def potential_variables(
     scalars = {key: np.full(shape, np.nan) for key in records[0].scalars}
     ranks = np.full(shape + (3,), np.nan)
     degree = np.full(shape + (3,), np.nan)
+    cell = np.full(shape + (3, 3), np.nan)
     times = np.full(shape + (len(steps),), np.nan)
     device = np.full(shape, "", dtype=object)
     files = np.full(shape, "", dtype=object)
@@ -149,6 +165,7 @@ def potential_variables(
             scalars[key][index] = value
         ranks[index] = record.ranks
         degree[index] = record.degree
+        cell[index] = np.reshape(record.cell, (3, 3))
         device[index] = record.device
         files[index] = record.path
         for step, seconds in record.times_s.items():
@@ -189,11 +206,35 @@ def potential_variables(
         "potential_ranks": _var(dims + ("mode",), ranks, "1", "Tucker ranks of the long-range coefficient tensor"),
         "potential_degree": _var(dims + ("mode",), degree, "1", "Chebyshev nodes per axis m"),
         "potential_time": _var(dims + ("step",), times, "s", "wall-clock time of a potential build step"),
+        "potential_dielectric": _var(dims, scalars["dielectric"], "1", "relative permittivity of the uniform medium"),
+        "potential_ionic_strength": _var(dims, scalars["ionic_strength"], "mol/L", "ionic strength of the medium"),
+        "potential_kappa": _var(
+            dims, scalars["kappa"], "1/angstrom", "inverse Debye screening length kappa (0 without salt)"
+        ),
+        "potential_debye_length": _var(
+            dims, scalars["debye_length"], "angstrom", "Debye screening length 1/kappa (inf without salt)"
+        ),
+        "potential_temperature": _var(
+            dims, scalars["temperature"], "K", "temperature of the medium (Debye length and kT/e)"
+        ),
+        "potential_periodic": _var(
+            dims, scalars["periodic"], "1", "1 where the potential is a periodic (Ewald, tin-foil) sum, 0 in free space"
+        ),
+        "potential_background": _var(
+            dims, scalars["background_potential"], "e/angstrom",
+            "uniform neutralising background term included in the potential of a net-charged periodic cell",
+        ),
+        "potential_cell": _var(
+            dims + ("cell_axis", "xyz"), cell, "angstrom",
+            "periodic cell vectors a, b, c (rows of the cell matrix) of the potential (NaN in free space)",
+        ),
     }
     coords = {
         "potential_tolerance": ("potential_tolerance", np.array(tolerances, dtype=np.float64)),
         "mode": ("mode", np.arange(3, dtype=np.int64)),
         "step": ("step", text_array(steps)),
+        "cell_axis": ("cell_axis", text_array(CELL_AXES)),
+        "xyz": ("xyz", text_array(XYZ)),
     }
     return variables, coords
 

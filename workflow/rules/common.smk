@@ -111,43 +111,73 @@ TENSOR_PRODUCTS = config["tensor_products"]
 DESCRIPTORS = config["descriptors"]
 
 
-def potential_plan_args(tolerance=None):
-    """Options that fix the build plan: the same for `potential`, `potential-chunk` and `potential-gather`.
+#: Options of `pipeline potential` that fix the build plan: every job of one structure's potential
+#: (potential, potential_chunk, potential_gather) passes the same. Keys of the merged settings.
+POTENTIAL_PLAN_OPTIONS = (
+    "tolerance",
+    "device",
+    "split",
+    "alpha",
+    "cutoff",
+    "degree",
+    "dielectric",
+    "ionic_strength",
+    "temperature",
+    "periodic",
+)
+#: Options of the finishing step (self-check and storage): config key and command-line flag.
+POTENTIAL_FINISH_OPTIONS = {
+    "self_check": "--self-check",
+    "seed": "--seed",
+    "max_storage_bytes": "--max-storage",
+}
 
-    `tolerance` replaces `potential.tolerance` (accuracy sweep).
+
+def potential_settings(structure, tolerance=None):
+    """Potential settings of one structure: the study-wide `potential:` section merged with the
+    structure's own `potential:` overrides (the schema lists the keys a structure may replace).
+
+    `tolerance` (the accuracy sweep's) replaces both. YAML reads an unquoted on or off as true or
+    false; they become the `periodic` choices on and off.
     """
-    args = [
-        f"--tolerance {POTENTIAL['tolerance'] if tolerance is None else tolerance}",
-        f"--device {POTENTIAL['device']}",
-        f"--split {POTENTIAL['split']}",
-    ]
-    for key in ("alpha", "cutoff", "degree"):
-        if POTENTIAL.get(key) is not None:
-            args.append(f"--{key} {POTENTIAL[key]}")
-    return " ".join(args)
+    settings = {**POTENTIAL, **STRUCTURES[structure].get("potential", {})}
+    if tolerance is not None:
+        settings["tolerance"] = tolerance
+    if isinstance(settings["periodic"], bool):
+        settings["periodic"] = "on" if settings["periodic"] else "off"
+    return settings
 
 
-def potential_args(tolerance=None):
-    """Command-line options of `pipeline potential` (and `potential-gather`) from the config."""
-    return (
-        f"{potential_plan_args(tolerance)} --self-check {POTENTIAL['self_check']} --seed {POTENTIAL['seed']} "
-        f"--max-storage {POTENTIAL['max_storage_bytes']}"
+def potential_plan_args(wildcards):
+    """Plan options (POTENTIAL_PLAN_OPTIONS) of the structure `wildcards.structure`, at the
+    accuracy sweep's `wildcards.tolerance` where the rule has that wildcard."""
+    settings = potential_settings(
+        wildcards.structure, getattr(wildcards, "tolerance", None)
     )
+    return " ".join(
+        f"--{key.replace('_', '-')} {settings[key]}"
+        for key in POTENTIAL_PLAN_OPTIONS
+        if settings.get(key) is not None
+    )
+
+
+def potential_args(wildcards):
+    """Command-line options of `pipeline potential` (and `potential-gather`) for one structure."""
+    finish = " ".join(
+        f"{flag} {POTENTIAL[key]}" for key, flag in POTENTIAL_FINISH_OPTIONS.items()
+    )
+    return f"{potential_plan_args(wildcards)} {finish}"
 
 
 def accuracy_files():
-    """Potentials of the accuracy sweep, one per (structure, tolerance) other than the main tolerance."""
+    """Potentials of the accuracy sweep, one per (structure, tolerance) other than the structure's own tolerance."""
     ids = known_ids(config["accuracy"]["structures"], "accuracy.structures")
-    tolerances = [
-        t
+    return [
+        result(f"accuracy/{sid}/tol_{float(t):g}.nc")
+        for sid in ids
         for t in config["accuracy"]["tolerances"]
-        if float(t) != float(POTENTIAL["tolerance"])
+        if float(t) != float(potential_settings(sid)["tolerance"])
     ]
-    return expand(
-        result("accuracy/{structure}/tol_{tolerance}.nc"),
-        structure=ids,
-        tolerance=[format(float(t), "g") for t in tolerances],
-    )
 
 
 def potential_chunk_files(wildcards):
@@ -167,6 +197,22 @@ def gpu_resources(device):
     if POTENTIAL.get("gpu_model"):
         resources["gpu_model"] = POTENTIAL["gpu_model"]
     return resources
+
+
+def thread_env(wildcards, threads):
+    """Environment prefix of a job's shell command that sizes numba's thread pool (the compiled
+    short range) to the job's threads; Snakemake itself sets OMP_NUM_THREADS, OPENBLAS_NUM_THREADS
+    and MKL_NUM_THREADS for every shell command."""
+    return f"NUMBA_NUM_THREADS={threads}"
+
+
+def potential_resources():
+    """Scheduler resources of every potential job: memory (times the attempt), runtime (min), GPU on cuda."""
+    return {
+        "mem_mb": lambda wildcards, attempt: POTENTIAL["mem_mb"] * attempt,
+        "runtime": 60,
+        **gpu_resources(POTENTIAL["device"]),
+    }
 
 
 def tensor_products_args():

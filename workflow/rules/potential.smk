@@ -2,7 +2,10 @@
 # potential.chunks = 1: one job per structure (rule potential). chunks > 1: scatter-gather, the
 # long-range coefficients of each atom chunk in its own job (potential_chunk), summed, compressed
 # and checked by potential_gather, which writes the same file. potential_accuracy builds the extra
-# potentials of the accuracy sweep (config section `accuracy`).
+# potentials of the accuracy sweep (config section `accuracy`). Each job's options are the
+# study-wide `potential:` settings merged with the structure's own (potential_settings in
+# common.smk); conda environment, threads, thread variables and resources are the same for all
+# four rules (helpers in common.smk).
 
 
 if POTENTIAL["chunks"] == 1:
@@ -17,19 +20,15 @@ if POTENTIAL["chunks"] == 1:
         benchmark:
             benchmark_path("potential")
         conda:
-            "../../envs/gpu.yaml"
-            if POTENTIAL["device"] == "cuda"
-            else "../../envs/pipeline.yaml"
+            conda_env(POTENTIAL["device"])
         threads: POTENTIAL["threads"]
         resources:
-            **gpu_resources(POTENTIAL["device"]),
-            mem_mb=lambda wildcards, attempt: POTENTIAL["mem_mb"] * attempt,
-            runtime=60,
+            **potential_resources(),
         params:
-            options=potential_args(),
+            env=thread_env,
+            options=potential_args,
         shell:
-            "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads} NUMBA_NUM_THREADS={threads} "
-            "python -m pipeline potential {input:q} -o {output:q} {params.options} > {log:q} 2>&1"
+            "{params.env} python -m pipeline potential {input:q} -o {output:q} {params.options} > {log:q} 2>&1"
 
 else:
 
@@ -45,20 +44,16 @@ else:
         wildcard_constraints:
             chunk=r"\d+",
         conda:
-            "../../envs/gpu.yaml"
-            if POTENTIAL["device"] == "cuda"
-            else "../../envs/pipeline.yaml"
+            conda_env(POTENTIAL["device"])
         threads: POTENTIAL["threads"]
         resources:
-            **gpu_resources(POTENTIAL["device"]),
-            mem_mb=lambda wildcards, attempt: POTENTIAL["mem_mb"] * attempt,
-            runtime=60,
+            **potential_resources(),
         params:
+            env=thread_env,
             chunks=POTENTIAL["chunks"],
-            options=potential_plan_args(),
+            options=potential_plan_args,
         shell:
-            "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads} NUMBA_NUM_THREADS={threads} "
-            "python -m pipeline potential-chunk {input:q} --chunk {wildcards.chunk} "
+            "{params.env} python -m pipeline potential-chunk {input:q} --chunk {wildcards.chunk} "
             "--chunks {params.chunks} -o {output:q} {params.options} > {log:q} 2>&1"
 
     rule potential_gather:
@@ -72,19 +67,15 @@ else:
         benchmark:
             benchmark_path("potential_gather")
         conda:
-            "../../envs/gpu.yaml"
-            if POTENTIAL["device"] == "cuda"
-            else "../../envs/pipeline.yaml"
+            conda_env(POTENTIAL["device"])
         threads: POTENTIAL["threads"]
         resources:
-            **gpu_resources(POTENTIAL["device"]),
-            mem_mb=lambda wildcards, attempt: POTENTIAL["mem_mb"] * attempt,
-            runtime=60,
+            **potential_resources(),
         params:
-            options=potential_args(),
+            env=thread_env,
+            options=potential_args,
         shell:
-            "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads} NUMBA_NUM_THREADS={threads} "
-            "python -m pipeline potential-gather {input.structure:q} {input.chunks:q} "
+            "{params.env} python -m pipeline potential-gather {input.structure:q} {input.chunks:q} "
             "-o {output:q} {params.options} > {log:q} 2>&1"
 
 
@@ -100,16 +91,12 @@ rule potential_accuracy:
     wildcard_constraints:
         tolerance=r"[0-9.]+(e[-+]?[0-9]+)?",
     conda:
-        "../../envs/gpu.yaml"
-        if POTENTIAL["device"] == "cuda"
-        else "../../envs/pipeline.yaml"
+        conda_env(POTENTIAL["device"])
     threads: POTENTIAL["threads"]
     resources:
-        **gpu_resources(POTENTIAL["device"]),
-        mem_mb=lambda wildcards, attempt: POTENTIAL["mem_mb"] * attempt,
-        runtime=60,
+        **potential_resources(),
     params:
-        options=lambda wildcards: potential_args(wildcards.tolerance),
+        env=thread_env,
+        options=potential_args,
     shell:
-        "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads} NUMBA_NUM_THREADS={threads} "
-        "python -m pipeline potential {input:q} -o {output:q} {params.options} > {log:q} 2>&1"
+        "{params.env} python -m pipeline potential {input:q} -o {output:q} {params.options} > {log:q} 2>&1"
