@@ -97,8 +97,10 @@ def check_unique(items: Sequence[Any], key: str | Callable[[Any], Any], what: st
 
 
 def structure_variables(records: list[StructureSummary]) -> tuple[dict[str, tuple], dict[str, tuple]]:
-    """Per-structure variables over ``(structure[, cell_axis])``, in the order of ``records``, and the
-    ``cell_axis`` coordinate."""
+    """Per-structure variables over ``(structure[, cell_axis])`` and the ``cell_axis`` coordinate.
+
+    Variables follow the order of ``records``.
+    """
     dims = ("structure",)
     box = np.array([r.box for r in records], dtype=np.float64).reshape(len(records), 6)
     variables = {
