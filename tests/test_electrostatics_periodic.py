@@ -2,10 +2,12 @@
 
 References: Madelung constants in the nearest-neighbour convention (φ_cation = −M z / r0):
 rock salt 1.747564594633 (r0 = a/2), CsCl 1.762674773070 (r0 = a√3/2), zinc blende
-1.638055053388 (r0 = a√3/4) (Zucker, J. Phys. A 8, 1734 (1975); Glasser, J. Math. Chem. 2012).
-The independent Ewald sum below is written here from the textbook formula
-φ_i = Σ_{j,n}' q_j erfc(α r)/r + (4π/V) Σ_{k≠0} e^{−k²/4α²}/k² Re[S(k) e^{ik·r_i}] − 2α q_i/√π − πQ/(Vα²)
-with its own α, explicit image shifts and explicit k-vectors; it shares no code with the package.
+1.638055053388 (r0 = a√3/4). The independent Ewald sum below is written here from the
+textbook formula, with its own α, explicit image shifts and explicit k-vectors, and shares no
+code with the package:
+
+    φ_i = Σ_{j,n}' q_j erfc(α r)/r + (4π/V) Σ_{k≠0} e^{−k²/4α²}/k² Re[S(k) e^{ik·r_i}]
+          − 2α q_i/√π − πQ/(Vα²),   S(k) = Σ_j q_j e^{−ik·r_j}.
 """
 
 from __future__ import annotations
@@ -93,7 +95,7 @@ def test_primitive_triclinic_fcc_equals_conventional_cubic():
     length = a / math.sqrt(2)
     prim = cell_matrix([length, length, length, 60.0, 60.0, 60.0])
     positions = np.array([[0.0, 0.0, 0.0], [0.5, 0.5, 0.5]]) @ prim  # Cl at ½(a1+a2+a3), a Cl site
-    tri, _ = build_potential(positions, np.array([1.0, -1.0]), tolerance=1e-9, cell=[length, length, length, 60, 60, 60])
+    tri, _ = build_potential(positions, np.array([1.0, -1.0]), tolerance=1e-9, cell=[length] * 3 + [60.0] * 3)
     tri_phi = tri.at_atoms()[0]
     assert np.max(np.abs(tri_phi - [cube_phi[0], cube_phi[-1]])) < 1e-9 / r0  # measured 3.1e-10 / r0
     assert abs(-tri_phi[0] * r0 - MADELUNG["rocksalt"]) < 5e-10  # measured 8e-11

@@ -163,7 +163,7 @@ def test_bad_settings_exit_1_with_one_line_and_no_output(tmp_path, box, options,
     structure = _structure_file(tmp_path / "s.nc", box)
     output = tmp_path / "p.nc"
     result = subprocess.run([sys.executable, "-m", "pipeline", "potential", str(structure), "-o", str(output),
-                             *options], capture_output=True, text=True, timeout=120)
+                             *options], capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 1, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and setting in errors[0], result.stderr
@@ -177,6 +177,6 @@ def test_record_without_box_runs_in_free_space(tmp_path):
     output = tmp_path / "p.nc"
     result = subprocess.run([sys.executable, "-m", "pipeline", "potential", str(structure), "-o", str(output),
                              "--tolerance", "1e-4", "--self-check", "0", "--ionic-strength", "0.15",
-                             "--dielectric", "78.5"], capture_output=True, text=True, timeout=120)
+                             "--dielectric", "78.5"], capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     assert output.exists()
