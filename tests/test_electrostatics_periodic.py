@@ -13,6 +13,9 @@ code with the package:
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -192,3 +195,30 @@ def test_field_against_finite_differences_of_the_reference(charged_cell):
     field = potential.field(points)
     # measured 3.6e-7 (the free-space field test allows 1e-6 at tolerance 1e-8 too)
     assert np.max(np.abs(field + grad)) / np.max(np.abs(grad)) < 1e-6
+
+
+SCRIPT_UPPER_FACE = """
+import numpy as np
+from pipeline.electrostatics.periodic import periodic_interpolate, periodic_long_range_grid, plan_periodic
+from pipeline.electrostatics.splitting import EwaldSplit
+cell, split, charges = np.eye(3) * 10.0, EwaldSplit(alpha=0.5), np.array([1.0, -0.5, -0.5])
+plan = plan_periodic(cell, split.t_max, 1e-6)
+values = []
+for x in (10.0 - 1e-9, 0.0):  # the same atom, just below the upper face and wrapped onto u = 0
+    positions = np.array([[1.0, 1.0, 1.0], [5.0, 5.0, 5.0], [x, 2.0, 3.0]])
+    values.append(periodic_interpolate(periodic_long_range_grid(positions, charges, plan, split), positions, plan))
+print(float(np.max(np.abs(values[0] - values[1])) / np.max(np.abs(values[1]))))
+"""
+
+
+def test_atoms_at_the_upper_cell_face_stay_inside_the_spreading_grid(tmp_path):
+    """Spreading and interpolation windows of an atom just below u = 1 must fit the extended grid.
+
+    Compiled loops do not check indices, so the periodic long range runs in a child process with
+    Numba's bounds checking on (and its own cache, so the checked kernels are compiled).
+    """
+    env = {**os.environ, "NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-c", SCRIPT_UPPER_FACE], capture_output=True, text=True, env=env,
+                            timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert float(result.stdout.strip().splitlines()[-1]) < 1e-8  # the same atom wrapped: the same long range
