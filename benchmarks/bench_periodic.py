@@ -21,9 +21,11 @@ Sections (``--sections``, default both; ``--sizes`` runs only the large-lattice 
 
 Conventions. Potentials in e/Å (Σ_j q_j/r_ij, self excluded, tin-foil boundary). torch-pme 0.5
 returns V_i = ½ Σ_j q_j v(r_ij) with prefactor 1, so its output is doubled; its smearing σ is
-the Gaussian charge width, α = 1/(√2 σ). OpenMM energies are kJ/mol: E[e²/Å] = E[kJ/mol] ×
-10 / 138.935458. A net charge Q adds the uniform-background energy −πQ²/(2Vα²) in both codes;
-the benchmark reports Q and the size of that term. Errors are max |Φ − Φ_ref| / max |Φ_ref|.
+the Gaussian charge width, α = 1/(√2 σ). OpenMM energies are kJ/mol; 138.935458 kJ/mol is the
+energy of two unit charges 1 nm apart, i.e. 1 e²/nm = 0.1 e²/Å, so
+E[e²/Å] = E[kJ/mol] / (10 × 138.935458). A net charge Q adds the uniform-background energy
+−πQ²/(2Vα²) in both codes; the benchmark reports Q and the size of that term. Errors are
+max |Φ − Φ_ref| / max |Φ_ref|.
 
 Timings are wall-clock seconds (``time.perf_counter``), medians of ``--repeats`` runs that
 alternate ours and torch-pme, after a warm-up of both on a small crystal (Numba caches, torch
@@ -176,7 +178,7 @@ def openmm_energy(positions, charges, cell, *, tolerance: float, platform: str, 
     seconds = time.perf_counter() - t0
     energy_kj = state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
     alpha_nm, *grid = force.getPMEParametersInContext(context)
-    return energy_kj * 10.0 / ONE_4PI_EPS0_KJ_NM, seconds, {"alpha_per_nm": alpha_nm, "grid": list(grid),
+    return energy_kj / (10.0 * ONE_4PI_EPS0_KJ_NM), seconds, {"alpha_per_nm": alpha_nm, "grid": list(grid),
                                                              "cutoff_nm": cutoff_nm}
 
 
