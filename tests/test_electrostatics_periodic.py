@@ -53,7 +53,7 @@ def independent_ewald(targets, positions, charges, cell, *, alpha=0.55, eps=1e-1
     cell = np.asarray(cell, dtype=float)
     volume = abs(np.linalg.det(cell))
     widths = 1.0 / np.linalg.norm(np.linalg.inv(cell), axis=0)
-    r_max = math.sqrt(-math.log(eps)) / alpha + np.linalg.norm(cell.sum(axis=0))
+    r_max = math.sqrt(-math.log(eps)) / alpha + np.linalg.norm(cell, axis=1).sum()  # + any in-cell distance
     reach = np.ceil(r_max / widths).astype(int)
     shifts = np.stack(np.meshgrid(*[np.arange(-r, r + 1) for r in reach], indexing="ij"), -1).reshape(-1, 3) @ cell
     targets = targets - np.floor(targets @ np.linalg.inv(cell)) @ cell  # into the cell: Φ is periodic
@@ -66,7 +66,7 @@ def independent_ewald(targets, positions, charges, cell, *, alpha=0.55, eps=1e-1
         out[i] = np.sum(q[~same] * erfc(alpha * r[~same]) / r[~same]) - np.sum(q[same]) * 2 * alpha / math.sqrt(math.pi)
     k_max = 2 * alpha * math.sqrt(-math.log(eps))
     recip = 2 * math.pi * np.linalg.inv(cell).T  # rows b_j with a_i·b_j = 2π δ_ij
-    m_reach = np.ceil(k_max / np.linalg.norm(recip, axis=1) * 1.0).astype(int) + 1
+    m_reach = np.ceil(k_max * np.linalg.norm(cell, axis=1) / (2 * math.pi)).astype(int)  # |m_i| ≤ |k||a_i|/2π
     m = np.stack(np.meshgrid(*[np.arange(-r, r + 1) for r in m_reach], indexing="ij"), -1).reshape(-1, 3)
     k = m @ recip
     k2 = np.sum(k * k, axis=1)

@@ -112,11 +112,13 @@ def brute_force_images(points, positions, charges, cell, kappa, dielectric, *, e
     """Screened image sum over every lattice shift with e^{−κR}/R ≥ eps at the farthest image."""
     cell = np.asarray(cell)
     widths = 1.0 / np.linalg.norm(np.linalg.inv(cell), axis=0)
-    r_max = -math.log(eps) / kappa + np.linalg.norm(cell.sum(axis=0))
+    points = points - np.floor(points @ np.linalg.inv(cell)) @ cell  # into the cell: the sum is periodic
+    positions = positions - np.floor(positions @ np.linalg.inv(cell)) @ cell
+    r_max = -math.log(eps) / kappa + np.linalg.norm(cell, axis=1).sum()  # + any in-cell distance
     reach = np.ceil(r_max / widths).astype(int)
     shifts = np.stack(np.meshgrid(*[np.arange(-r, r + 1) for r in reach], indexing="ij"), -1).reshape(-1, 3) @ cell
     out = np.zeros(len(points))
-    for j, (x, q) in enumerate(zip(positions, charges)):
+    for x, q in zip(positions, charges):
         images = x[None, :] + shifts
         out += debye_huckel(points, images, np.full(len(images), q), kappa, dielectric)
     return out
