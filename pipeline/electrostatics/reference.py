@@ -45,17 +45,24 @@ def reference_potential(potential, targets, *, tolerance: float):
     return direct_potential(targets, potential.positions, sources)
 
 
+#: Relative costs of one target–atom pair of the real-space sum and of one (atom, reciprocal
+#: vector) product of the structure-factor sum (measured on 2 cores: the optimum α_ref of the
+#: solvated adk box, 47,681 atoms and 4,216 targets, is 0.16 1/Å, 3.5 s).
+COST_PAIR = 40.0
+COST_MODE = 1.0
+
+
 def _reference_alpha(cell, n_targets: int, n_atoms: int, log_tol: float) -> float:
-    """α_ref balancing target pairs n_t·ρ·(4π/3)r³ against structure-factor work N·n_k."""
+    """α_ref of least modelled cost: target pairs n_t·ρ·(4π/3)r³ against N times the k-box size."""
     volume = float(abs(np.linalg.det(cell)))
+    lengths = np.linalg.norm(cell, axis=1)
     density = n_atoms / volume
     best, best_cost = None, math.inf
     for alpha in np.geomspace(0.02, 2.0, 60):
         r_ref = math.sqrt(log_tol) / alpha
-        k_ref = 2.0 * alpha * math.sqrt(log_tol)
-        n_k = volume * (4.0 / 3.0) * math.pi * k_ref**3 / (8.0 * math.pi**3) / 2.0
-        images = (1.0 + 2.0 * r_ref / float(min(cell_widths(cell)))) ** 3
-        cost = n_targets * density * (4.0 / 3.0) * math.pi * r_ref**3 + n_atoms * n_k + n_atoms * images * 0.05
+        k_ref = 2.0 * alpha * math.sqrt(log_tol + 3.0)
+        box = float(np.prod(2.0 * np.ceil(k_ref * lengths / (2.0 * math.pi)) + 1.0))
+        cost = COST_PAIR * n_targets * density * (4.0 / 3.0) * math.pi * r_ref**3 + COST_MODE * n_atoms * box
         if cost < best_cost:
             best, best_cost = float(alpha), cost
     return best
@@ -93,31 +100,45 @@ def ewald_reference(targets, positions, charges, cell, split, *, tolerance: floa
     return real + xp.asarray(recip) - same * ref_split.long_at_zero() + background
 
 
+def _phase_factors(fractional_coords: np.ndarray, reach, sign: float) -> list[np.ndarray]:
+    """e^{sign·2πi m u_d} for m = −reach_d … reach_d, per axis d: three (n, 2·reach_d + 1) arrays."""
+    out = []
+    for d, r in enumerate(reach):
+        m = np.arange(-r, r + 1)
+        out.append(np.exp(sign * 2j * np.pi * np.outer(fractional_coords[:, d], m)))
+    return out
+
+
 def _reciprocal_sum(targets, positions, charges, cell, split, k_max: float) -> np.ndarray:
-    """(1/V) Σ_{0<|k|≤k_max} φ̂_L(k) Re[S(k) e^{ik·y}] (+ the k = 0 term when screened), on the host."""
+    """(1/V) Σ_{|k|≤k_max} φ̂_L(k) Re[S(k) e^{ik·y}] on the host (k = 0 only where φ̂_L(0) is finite).
+
+    The structure factor S(m) = Σ_j q_j e^{−2πi m·u_j} of every integer m in the box
+    |m_d| ≤ ⌈k_max |a_d|/2π⌉ is exact: since e^{−2πi m·u} = Π_d e^{−2πi m_d u_d}, it is summed as
+    complex matrix products of per-axis phase factors over blocks of atoms (no grid, no FFT), and
+    then the vectors outside the sphere |k| ≤ k_max are given weight 0.
+    """
     inv = np.linalg.inv(cell)
     volume = float(abs(np.linalg.det(cell)))
-    lengths = np.linalg.norm(cell, axis=1)
-    reach = np.ceil(k_max * lengths / (2.0 * np.pi)).astype(int)
-    ranges = [np.arange(-r, r + 1) for r in reach]
-    m = np.stack(np.meshgrid(*ranges, indexing="ij"), axis=-1).reshape(-1, 3)
-    # half space: keep m > 0 lexicographically, count twice (S(−k) = conj S(k))
-    half = (m[:, 0] > 0) | ((m[:, 0] == 0) & (m[:, 1] > 0)) | ((m[:, 0] == 0) & (m[:, 1] == 0) & (m[:, 2] > 0))
-    k = 2.0 * np.pi * (m[half] @ inv.T)
-    k2 = np.einsum("ij,ij->i", k, k)
-    keep = k2 <= k_max**2
-    k, k2 = k[keep], k2[keep]
-    weight = 2.0 * split.fourier_long(k2) / volume
-    out = np.zeros(targets.shape[0])
-    block = max(1, BLOCK_ENTRIES // max(positions.shape[0], targets.shape[0], 1))
-    for s in range(0, k.shape[0], block):
-        kb = k[s : s + block]
-        phase_src = positions @ kb.T  # (n_atoms, nk)
-        s_re = charges @ np.cos(phase_src)
-        s_im = -(charges @ np.sin(phase_src))
-        phase_t = targets @ kb.T
-        out += (np.cos(phase_t) * s_re - np.sin(phase_t) * s_im) @ weight[s : s + block]
-    kappa = float(getattr(split, "kappa", 0.0))
-    if kappa > 0:
-        out += float(split.fourier_long(np.zeros(1))[0]) * float(charges.sum()) / volume
+    reach = np.ceil(k_max * np.linalg.norm(cell, axis=1) / (2.0 * np.pi)).astype(int)
+    m = [np.arange(-r, r + 1) for r in reach]
+    m0, m1, m2 = m[0][:, None, None], m[1][None, :, None], m[2][None, None, :]
+    k = 2.0 * np.pi * (m0[..., None] * inv[:, 0] + m1[..., None] * inv[:, 1] + m2[..., None] * inv[:, 2])
+    k2 = np.sum(k * k, axis=-1)
+    weight = np.where(k2 <= k_max**2, split.fourier_long(k2), 0.0) / volume  # (A, B, C); 0 at k = 0 unless screened
+    a, b, c = weight.shape
+    u_src = positions @ inv
+    structure = np.zeros((a * b, c), dtype=np.complex128)
+    block = max(1, BLOCK_ENTRIES // (a * b))
+    for s in range(0, positions.shape[0], block):
+        e1, e2, e3 = _phase_factors(u_src[s : s + block], reach, -1.0)
+        pair = (charges[s : s + block, None, None] * e1[:, :, None] * e2[:, None, :]).reshape(-1, a * b)
+        structure += pair.T @ e3
+    weighted = (weight.reshape(a * b, c) * structure).reshape(a, b, c)
+    u_t = targets @ inv
+    out = np.empty(targets.shape[0])
+    block_t = max(1, BLOCK_ENTRIES // (a * b))
+    for s in range(0, targets.shape[0], block_t):
+        f1, f2, f3 = _phase_factors(u_t[s : s + block_t], reach, 1.0)
+        g = (f3 @ weighted.reshape(a * b, c).T).reshape(-1, a, b)  # Σ_c W[a,b,c] f3[y,c]
+        out[s : s + block_t] = np.real(np.einsum("yab,ya,yb->y", g, f1, f2))
     return out
