@@ -94,6 +94,17 @@ def namespace_of(*arrays: Any) -> ModuleType:
     return get_xp(modules.pop()) if modules else np
 
 
+def special_of(*arrays: Any) -> ModuleType:
+    """Special functions (``erf``, ``erfc``, ...) for the backend of ``arrays``.
+
+    ``scipy.special`` for NumPy arrays and scalars, ``cupyx.scipy.special`` for CuPy arrays
+    (SciPy's ufuncs do not accept device arrays).
+    """
+    if backend_name(namespace_of(*arrays)) == "cupy":
+        return importlib.import_module("cupyx.scipy.special")
+    return importlib.import_module("scipy.special")
+
+
 def backend_name(xp: ModuleType) -> str:
     """Name of an array module as used in provenance attributes: ``"numpy"`` or ``"cupy"``."""
     return "cupy" if xp.__name__.split(".")[0] == "cupy" else "numpy"
