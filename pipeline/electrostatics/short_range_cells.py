@@ -105,9 +105,8 @@ def build_cell_list(positions, charges, cutoff: float, *, cell_fraction: float =
 
 def _flat_cell(points, origin, edge, shape, xp):
     """Flat cell index (int64) of atoms inside the grid (clipped against rounding at the top edge)."""
-    idx = xp.floor((points - xp.asarray(origin)) / edge).astype(xp.int64)
-    idx = xp.clip(idx, 0, xp.asarray(shape, dtype=xp.int64) - 1)
-    return (idx[:, 0] * shape[1] + idx[:, 1]) * shape[2] + idx[:, 2]
+    idx = [xp.clip(xp.floor((points[:, k] - origin[k]) / edge).astype(xp.int64), 0, shape[k] - 1) for k in range(3)]
+    return (idx[0] * shape[1] + idx[1]) * shape[2] + idx[2]
 
 
 def n_side(cells: CellList, cutoff: float) -> int:
@@ -141,7 +140,7 @@ def neighbour_ranges(cells: CellList, targets, cutoff: float):
     h = cells.edge
     nx, ny, nz = cells.shape
     side = n_side(cells, rc)
-    rel = (targets - xp.asarray(cells.origin)) / h  # target in cell units
+    rel = xp.stack([(targets[:, k] - cells.origin[k]) / h for k in range(3)], axis=1)  # cell units, no transfer
     steps = xp.arange(side, dtype=xp.int64)
     a = xp.floor(rel[:, 0] - rc / h).astype(xp.int64)[:, None] + steps[None, :]  # (n_t, side)
     b = xp.floor(rel[:, 1] - rc / h).astype(xp.int64)[:, None] + steps[None, :]
@@ -205,7 +204,7 @@ def chunk_bounds(counts, block_pairs: int):
 
 
 def cell_short_range_sum(targets, positions, charges, split, cutoff: float, *, field: bool = False,
-                         block_pairs: int = BLOCK_PAIRS, cell_fraction: float = CELL_FRACTION):
+                         block_pairs: int | None = None, cell_fraction: float = CELL_FRACTION):
     """Short-range potential, coincident charge and (optionally) field at ``targets`` (any array backend).
 
     Parameters
@@ -219,8 +218,9 @@ def cell_short_range_sum(targets, positions, charges, split, cutoff: float, *, f
         r_c in Å; pairs with r ≥ r_c or r = 0 are skipped.
     field : bool
         Also compute the short-range field −∇Φ_S.
-    block_pairs : int
-        Candidate pairs per chunk (memory ≈ :data:`BYTES_PER_PAIR` · block_pairs bytes).
+    block_pairs : int, optional
+        Candidate pairs per chunk (memory ≈ :data:`BYTES_PER_PAIR` · block_pairs bytes;
+        default :data:`BLOCK_PAIRS`).
     cell_fraction : float
         Cell edge / r_c.
 
@@ -239,7 +239,7 @@ def cell_short_range_sum(targets, positions, charges, split, cutoff: float, *, f
     if n_t == 0 or positions.shape[0] == 0:
         return pot, same, fld
     cells = build_cell_list(positions, charges, cutoff, cell_fraction=cell_fraction)
-    bounds, pairs = chunk_bounds(candidate_counts(cells, targets, cutoff), block_pairs)
+    bounds, pairs = chunk_bounds(candidate_counts(cells, targets, cutoff), block_pairs or BLOCK_PAIRS)
     rc2 = float(cutoff) ** 2
     for t0, t1, n_pairs in zip(bounds[:-1], bounds[1:], pairs):
         if n_pairs == 0:
