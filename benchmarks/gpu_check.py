@@ -7,13 +7,17 @@ where there is one, and the peak device memory of the step):
 * ``potential``: a protein-like cloud and a rock-salt lattice at 10⁴, 10⁵, 10⁶ atoms (ε = 1e-6):
   the build, the potential at every atom (build + atoms is the "10⁶ atoms under 1 s" target)
   and a 129³ map of the full potential over the box;
-* ``tensor``: tensor products L = 1…10, batch 10⁴, float32, forward and backward (gradients of
-  both inputs), our methods on the device against the same on the CPU (values) and against
-  e3nn's FullTensorProduct on the same device (time; skipped when torch/e3nn are missing);
 * ``descriptors``: 10⁵ atoms, L = 2, 4 radial functions: the long-range potential on every
   atom's sphere grid (ρ = 2 Å, the default band limit) through the Tucker form, projected on
-  the spherical harmonics, and the four descriptor products (random density expansions of the
-  descriptor shape stand in for the KD-tree density, which has no device path).
+  the spherical harmonics (CPU time measured on a sample of atoms and scaled), and the four
+  descriptor products (random density expansions of the descriptor shape stand in for the
+  KD-tree density, which has no device path);
+* ``tensor``: tensor products L = 1…10, batch 10⁴, float32, forward and backward (gradients of
+  both inputs), our methods on the device against the same on the CPU (values) and against
+  e3nn's FullTensorProduct on the same device (time; skipped when torch/e3nn are missing).
+
+Sections run in this order; once ``--budget`` seconds have passed the remaining cases (and
+tensor-product degrees) are skipped and listed, so the check ends in time whatever the machine.
 
 Timings on the device synchronise it; the CPU path runs once (the reference), the device path
 after a warm-up on a small case, medians of ``--repeats`` calls for the tensor products. Peak
@@ -46,12 +50,15 @@ from pathlib import Path
 
 import numpy as np
 
-from bench_potential import lattice, protein_cloud
-from pipeline.backend import backend_name, synchronize, to_host, xp_for_device
-from pipeline.electrostatics import build_potential, direct_potential
-from pipeline.equivariant.products import tensor_product, tensor_product_vjp
-from pipeline.equivariant.s2grid import gauss_legendre_grid, minimal_grid
-from pipeline.equivariant.spherical_harmonics import spherical_harmonics
+# a bare GPU machine runs this from a checkout without installing it: import the package from here
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
+
+from bench_potential import lattice, protein_cloud  # noqa: E402
+from pipeline.backend import backend_name, synchronize, to_host, xp_for_device  # noqa: E402
+from pipeline.electrostatics import build_potential, direct_potential  # noqa: E402
+from pipeline.equivariant.products import tensor_product, tensor_product_vjp  # noqa: E402
+from pipeline.equivariant.s2grid import gauss_legendre_grid, minimal_grid  # noqa: E402
+from pipeline.equivariant.spherical_harmonics import spherical_harmonics  # noqa: E402
 
 log = logging.getLogger("gpu_check")
 
@@ -61,8 +68,9 @@ STRUCTURES = {"protein_cloud": protein_cloud, "rock_salt": lattice}
 TP_METHODS = ("cg", "gaunt_grid", "gaunt_fourier", "vector_gaunt")
 DESCRIPTOR_METHODS = ("cg", "gaunt_fourier", "gaunt_grid", "vector_gaunt")
 FULL = {"sizes": (10_000, 100_000, 1_000_000), "map": 129, "lmax": tuple(range(1, 11)), "batch": 10_000,
-        "descriptor_atoms": 100_000}
-QUICK = {"sizes": (1500, 4000), "map": 17, "lmax": (1, 2, 3), "batch": 300, "descriptor_atoms": 2000}
+        "descriptor_atoms": 100_000, "descriptor_cpu_sample": 1000}
+QUICK = {"sizes": (1500, 4000), "map": 17, "lmax": (1, 2, 3), "batch": 300, "descriptor_atoms": 2000,
+         "descriptor_cpu_sample": 500}
 TOLERANCE = 1e-6
 #: Atoms sampled for the direct-summation error.
 N_DIRECT = 200
@@ -213,10 +221,12 @@ def _e3nn(lmax, x, y, g, device, repeats):
     return result[0], result[1], peak
 
 
-def tensor_rows(xp, lmaxs, batch, repeats, mem, torch_device):
+def tensor_rows(xp, lmaxs, batch, repeats, mem, torch_device, within_budget):
     rows = []
     rng = np.random.default_rng(1)
     for lmax in lmaxs:
+        if not within_budget(f"tensor products L={lmax}"):
+            continue
         dim = (lmax + 1) ** 2
         x = rng.normal(size=(batch, dim)).astype(np.float32)
         y = rng.normal(size=(batch, dim)).astype(np.float32)
@@ -276,7 +286,7 @@ def sphere_expansion(potential, centres, lmax, radius, xp, batch_points=2**21):
     return out
 
 
-def descriptor_rows(xp, n, mem, lmax=2, n_radial=4, radius=2.0, cpu_sample=2000):
+def descriptor_rows(xp, n, mem, lmax=2, n_radial=4, radius=2.0, cpu_sample=1000):
     rng = np.random.default_rng(3)
     pos, q = protein_cloud(n, rng)
     pot_c, _ = build_potential(pos, q, tolerance=TOLERANCE)
@@ -390,11 +400,12 @@ def main(argv=None) -> int:
                 if within_budget(f"potential {name} {n}"):
                     rows += potential_case(name, n, xp, sizes["map"], mem)
                     print(table(rows[-4:]).split("\n", 1)[1], file=sys.stderr, flush=True)
-    if "tensor" in args.sections and within_budget("tensor products"):
-        torch_device = "cuda" if backend_name(xp) == "cupy" else "cpu"
-        rows += tensor_rows(xp, sizes["lmax"], sizes["batch"], args.repeats if not args.quick else 2, mem, torch_device)
     if "descriptors" in args.sections and within_budget("descriptors"):
-        rows += descriptor_rows(xp, sizes["descriptor_atoms"], mem)
+        rows += descriptor_rows(xp, sizes["descriptor_atoms"], mem, cpu_sample=sizes["descriptor_cpu_sample"])
+    if "tensor" in args.sections:
+        torch_device = "cuda" if backend_name(xp) == "cupy" else "cpu"
+        rows += tensor_rows(xp, sizes["lmax"], sizes["batch"], args.repeats if not args.quick else 2, mem, torch_device,
+                            within_budget)
     info["seconds"] = time.perf_counter() - start
     info["skipped_over_budget"] = skipped
     print(table(rows))

@@ -86,3 +86,13 @@ def test_quick_check_on_the_device(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     rows = json.loads(out.read_text())["rows"]
     assert all(r["max_rel_diff"] < 1e-9 for r in rows if r["section"] == "potential" and r["step"] != "build")
+
+
+def test_budget_skips_and_lists_the_remaining_cases(tmp_path):
+    out = tmp_path / "check.json"
+    res = _run(tmp_path, out, "--device", "cpu", "--quick", "--budget", "0")
+    assert res.returncode == 0, res.stderr[-3000:]
+    data = json.loads(out.read_text())
+    assert data["rows"] == []
+    assert data["info"]["skipped_over_budget"][:2] == ["potential protein_cloud 1500", "potential rock_salt 1500"]
+    assert "tensor products L=3" in data["info"]["skipped_over_budget"] and "skipped after 0 s" in res.stdout
