@@ -69,8 +69,8 @@ TP_METHODS = ("cg", "gaunt_grid", "gaunt_fourier", "vector_gaunt")
 DESCRIPTOR_METHODS = ("cg", "gaunt_fourier", "gaunt_grid", "vector_gaunt")
 FULL = {"sizes": (10_000, 100_000, 1_000_000), "map": 129, "lmax": tuple(range(1, 11)), "batch": 10_000,
         "descriptor_atoms": 100_000, "descriptor_cpu_sample": 1000}
-QUICK = {"sizes": (1500, 4000), "map": 17, "lmax": (1, 2, 3), "batch": 300, "descriptor_atoms": 2000,
-         "descriptor_cpu_sample": 500}
+QUICK = {"sizes": (1000, 2500), "map": 17, "lmax": (1, 2, 3), "batch": 300, "descriptor_atoms": 1000,
+         "descriptor_cpu_sample": 300}
 TOLERANCE = 1e-6
 #: Atoms sampled for the direct-summation error.
 N_DIRECT = 200

@@ -94,5 +94,5 @@ def test_budget_skips_and_lists_the_remaining_cases(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     data = json.loads(out.read_text())
     assert data["rows"] == []
-    assert data["info"]["skipped_over_budget"][:2] == ["potential protein_cloud 1500", "potential rock_salt 1500"]
+    assert data["info"]["skipped_over_budget"][:2] == ["potential protein_cloud 1000", "potential rock_salt 1000"]
     assert "tensor products L=3" in data["info"]["skipped_over_budget"] and "skipped after 0 s" in res.stdout
