@@ -116,6 +116,14 @@ def special_of(*arrays: Any) -> ModuleType:
     return importlib.import_module("scipy.special")
 
 
+def scatter_add(out: Any, indices: Any, values: Any) -> None:
+    """``out[indices] += values`` in place, repeated indices accumulated (``np.add.at``, ``cupyx.scatter_add``)."""
+    if backend_name(namespace_of(out, indices, values)) == "cupy":
+        importlib.import_module("cupyx").scatter_add(out, indices, values)
+    else:
+        np.add.at(out, indices, values)
+
+
 def backend_name(xp: ModuleType) -> str:
     """Name of an array module as used in provenance attributes: ``"numpy"`` or ``"cupy"``."""
     return "cupy" if xp.__name__.split(".")[0] == "cupy" else "numpy"

@@ -27,7 +27,7 @@ import numba
 import numpy as np
 
 from pipeline.backend import backend_name, namespace_of
-from pipeline.electrostatics.short_range_cells import cell_short_range_sum
+from pipeline.electrostatics.short_range_cells import cell_short_range_at_atoms, cell_short_range_sum
 
 log = logging.getLogger(__name__)
 
@@ -322,12 +322,15 @@ def short_range_sum(targets, positions, charges, split, cutoff: float, *, field:
 def short_range_at_atoms(positions, charges, split, cutoff: float):
     """Short-range potential at every atom from all other atoms within ``cutoff``, (n_atoms,) e/Å.
 
-    Same sum as ``short_range_sum(positions, positions, charges, ...)``, but on the CPU each
-    pair is evaluated once and credited to both atoms (per-thread buffers), about half the work.
+    Same sum as ``short_range_sum(positions, positions, charges, ...)``, but each pair is
+    evaluated once and credited to both atoms (on the CPU through per-thread buffers, on other
+    backends by :func:`~.short_range_cells.cell_short_range_at_atoms`), about half the work.
     Atoms at the same site are skipped.
     """
     xp = namespace_of(positions, charges)
-    if backend_name(xp) != "numpy" or positions.shape[0] < 2:
+    if backend_name(xp) != "numpy":
+        return cell_short_range_at_atoms(positions, charges, split, cutoff)
+    if positions.shape[0] < 2:
         return short_range_sum(positions, positions, charges, split, cutoff)
     positions = np.ascontiguousarray(positions, dtype=np.float64)
     src, q, start, origin, cell, nc = _cell_list(positions, np.asarray(charges, dtype=np.float64), cutoff)

@@ -35,7 +35,7 @@ import logging
 import math
 from dataclasses import dataclass
 
-from pipeline.backend import namespace_of, to_host
+from pipeline.backend import namespace_of, scatter_add, to_host
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,8 @@ class CellList:
         Cell edge h, Å.
     shape : tuple of 3 ints
         Cells per axis.
+    order : (n_atoms,) int64 array
+        ``positions`` (sorted) = input positions[order].
     """
 
     positions: object
@@ -77,6 +79,7 @@ class CellList:
     origin: tuple
     edge: float
     shape: tuple
+    order: object
 
 
 def build_cell_list(positions, charges, cutoff: float, *, cell_fraction: float = CELL_FRACTION) -> CellList:
@@ -103,7 +106,7 @@ def build_cell_list(positions, charges, cutoff: float, *, cell_fraction: float =
     start = xp.zeros(counts.shape[0] + 1, dtype=xp.int64)
     start[1:] = xp.cumsum(counts)
     return CellList(positions=xp.ascontiguousarray(positions[order]), charges=xp.ascontiguousarray(charges[order]),
-                    start=start, origin=origin, edge=edge, shape=shape)
+                    start=start, origin=origin, edge=edge, shape=shape, order=order)
 
 
 def _flat_cell(points, origin, edge, shape, xp):
@@ -122,7 +125,7 @@ def n_side(cells: CellList, cutoff: float) -> int:
     return int(math.ceil(2.0 * float(cutoff) / cells.edge - 1e-9)) + 1
 
 
-def neighbour_ranges(cells: CellList, targets, cutoff: float):
+def neighbour_ranges(cells: CellList, targets, cutoff: float, first=None):
     """Ranges of sorted atoms that can lie within ``cutoff`` of each target, one per (x, y) column.
 
     Parameters
@@ -131,6 +134,9 @@ def neighbour_ranges(cells: CellList, targets, cutoff: float):
     targets : (n_targets, 3) array, Å
     cutoff : float
         r_c in Å.
+    first : (n_targets,) int64 array, optional
+        Smallest sorted atom index to keep per target (ranges are cut below it): with the
+        sorted atoms as targets and ``first = i + 1`` every pair is listed once.
 
     Returns
     -------
@@ -159,20 +165,24 @@ def neighbour_ranges(cells: CellList, targets, cutoff: float):
     c_hi = xp.minimum(xp.floor(z + reach).astype(xp.int64), nz - 1)
     ok = ok_a[:, :, None] & ok_b[:, None, :] & (dxy2 < rc * rc) & (c_lo <= c_hi)
     base = (xp.clip(a, 0, nx - 1)[:, :, None] * ny + xp.clip(b, 0, ny - 1)[:, None, :]) * nz
-    first = xp.clip(base + c_lo, 0, nx * ny * nz - 1)
-    last = xp.clip(base + c_hi + 1, 0, nx * ny * nz)
-    begin = cells.start[first]
-    count = xp.where(ok, cells.start[last] - begin, 0)
+    lo_cell = xp.clip(base + c_lo, 0, nx * ny * nz - 1)
+    hi_cell = xp.clip(base + c_hi + 1, 0, nx * ny * nz)
+    begin = cells.start[lo_cell]
+    end = cells.start[hi_cell]
+    if first is not None:
+        begin = xp.maximum(begin, first[:, None, None])
+    count = xp.where(ok, xp.maximum(end - begin, 0), 0)
     n_t = targets.shape[0]
     return begin.reshape(n_t, side * side), count.reshape(n_t, side * side)
 
 
-def candidate_counts(cells: CellList, targets, cutoff: float):
+def candidate_counts(cells: CellList, targets, cutoff: float, first=None):
     """Candidate pairs per target, (n_targets,) int64 (targets taken :data:`COUNT_BLOCK` at a time)."""
     xp = namespace_of(targets)
     out = xp.empty(targets.shape[0], dtype=xp.int64)
     for s in range(0, targets.shape[0], COUNT_BLOCK):
-        out[s : s + COUNT_BLOCK] = neighbour_ranges(cells, targets[s : s + COUNT_BLOCK], cutoff)[1].sum(axis=1)
+        part = None if first is None else first[s : s + COUNT_BLOCK]
+        out[s : s + COUNT_BLOCK] = neighbour_ranges(cells, targets[s : s + COUNT_BLOCK], cutoff, part)[1].sum(axis=1)
     return out
 
 
@@ -242,21 +252,8 @@ def cell_short_range_sum(targets, positions, charges, split, cutoff: float, *, f
     if n_t == 0 or positions.shape[0] == 0:
         return pot, same, fld
     cells = build_cell_list(positions, charges, cutoff, cell_fraction=cell_fraction)
-    bounds, pairs = chunk_bounds(candidate_counts(cells, targets, cutoff), block_pairs or BLOCK_PAIRS)
-    log.debug("cell short range: %d targets, %d atoms, cells %s of %.3g A, %d candidate pairs in %d chunks",
-              n_t, positions.shape[0], cells.shape, cells.edge, sum(pairs), len(pairs))
     rc2 = float(cutoff) ** 2
-    for t0, t1, n_pairs in zip(bounds[:-1], bounds[1:], pairs):
-        if n_pairs == 0:
-            continue
-        begin, count = neighbour_ranges(cells, targets[t0:t1], cutoff)
-        side2 = count.shape[1]
-        seg_end = xp.cumsum(count.reshape(-1))
-        k = xp.arange(n_pairs, dtype=xp.int64)
-        seg = xp.searchsorted(seg_end, k, side="right")  # the (target, column) range of pair k
-        src = begin.reshape(-1)[seg] + (k - (seg_end - count.reshape(-1))[seg])
-        tgt = seg // side2  # target within the chunk
-        del k, seg, seg_end, begin, count
+    for t0, t1, tgt, src in candidate_pairs(cells, targets, cutoff, block_pairs or BLOCK_PAIRS):
         d = targets[t0:t1][tgt] - cells.positions[src]
         r2 = xp.sum(d * d, axis=1)
         q = cells.charges[src]
@@ -270,3 +267,54 @@ def cell_short_range_sum(targets, positions, charges, split, cutoff: float, *, f
             for axis in range(3):
                 fld[t0:t1, axis] = xp.bincount(tgt, weights=s * d[:, axis], minlength=n_chunk)
     return pot, same, fld
+
+
+def cell_short_range_at_atoms(positions, charges, split, cutoff: float, *, block_pairs: int | None = None,
+                              cell_fraction: float = CELL_FRACTION):
+    """Short-range potential at every atom from the other atoms, (n_atoms,) e/Å, each pair evaluated once.
+
+    The sorted atoms are their own targets with ranges cut to later atoms (``first = i + 1``),
+    and every pair value is credited to both atoms (``bincount`` for the targets of a chunk,
+    :func:`~pipeline.backend.scatter_add` for the sources). Atoms at the same site are skipped.
+    Arguments as for :func:`cell_short_range_sum`.
+    """
+    xp = namespace_of(positions, charges)
+    n = int(positions.shape[0])
+    if n < 2:
+        return xp.zeros(n, dtype=xp.float64)
+    cells = build_cell_list(positions, charges, cutoff, cell_fraction=cell_fraction)
+    pot = xp.zeros(n, dtype=xp.float64)
+    rc2 = float(cutoff) ** 2
+    first = xp.arange(1, n + 1, dtype=xp.int64)
+    for t0, t1, tgt, src in candidate_pairs(cells, cells.positions, cutoff, block_pairs or BLOCK_PAIRS, first):
+        d = cells.positions[t0:t1][tgt] - cells.positions[src]
+        r2 = xp.sum(d * d, axis=1)
+        inside = (r2 < rc2) & (r2 > 0.0)
+        value = xp.where(inside, split.short(xp.sqrt(xp.where(inside, r2, 1.0))), 0.0)
+        pot[t0:t1] += xp.bincount(tgt, weights=cells.charges[src] * value, minlength=t1 - t0)
+        scatter_add(pot, src, cells.charges[t0:t1][tgt] * value)
+    out = xp.empty_like(pot)
+    out[cells.order] = pot
+    return out
+
+
+def candidate_pairs(cells: CellList, targets, cutoff: float, block_pairs: int, first=None):
+    """Candidate pairs chunk by chunk: yields ``(t0, t1, tgt, src)``.
+
+    ``tgt`` (int64) indexes ``targets[t0:t1]`` and ``src`` the sorted atoms, one entry per
+    candidate pair (all atoms of the target's column ranges, see :func:`neighbour_ranges`); a
+    chunk has at most ``block_pairs`` pairs plus one target's.
+    """
+    xp = namespace_of(targets)
+    bounds, pairs = chunk_bounds(candidate_counts(cells, targets, cutoff, first), block_pairs)
+    log.debug("cell short range: %d targets, %d atoms, cells %s of %.3g A, %d candidate pairs in %d chunks",
+              targets.shape[0], cells.positions.shape[0], cells.shape, cells.edge, sum(pairs), len(pairs))
+    for t0, t1, n_pairs in zip(bounds[:-1], bounds[1:], pairs):
+        if n_pairs == 0:
+            continue
+        begin, count = neighbour_ranges(cells, targets[t0:t1], cutoff, None if first is None else first[t0:t1])
+        seg_end = xp.cumsum(count.reshape(-1))
+        k = xp.arange(n_pairs, dtype=xp.int64)
+        seg = xp.searchsorted(seg_end, k, side="right")  # the (target, column) range of pair k
+        src = begin.reshape(-1)[seg] + (k - (seg_end - count.reshape(-1))[seg])
+        yield t0, t1, seg // count.shape[1], src
