@@ -105,41 +105,12 @@ def namespace_of(*arrays: Any) -> ModuleType:
     return get_xp(modules.pop()) if modules else np
 
 
-def special_of(*arrays: Any) -> ModuleType:
-    """Special functions (``erf``, ``erfc``, ...) for the backend of ``arrays``.
-
-    ``scipy.special`` for NumPy arrays and scalars, ``cupyx.scipy.special`` for CuPy arrays
-    (SciPy's ufuncs do not accept device arrays).
-    """
-    if backend_name(namespace_of(*arrays)) == "cupy":
-        return importlib.import_module("cupyx.scipy.special")
-    return importlib.import_module("scipy.special")
-
-
 def scatter_add(out: Any, indices: Any, values: Any) -> None:
     """``out[indices] += values`` in place, repeated indices accumulated (``np.add.at``, ``cupyx.scatter_add``)."""
     if backend_name(namespace_of(out, indices, values)) == "cupy":
         importlib.import_module("cupyx").scatter_add(out, indices, values)
     else:
         np.add.at(out, indices, values)
-
-
-def backend_name(xp: ModuleType) -> str:
-    """Name of an array module as used in provenance attributes: ``"numpy"`` or ``"cupy"``."""
-    return "cupy" if xp.__name__.split(".")[0] == "cupy" else "numpy"
-
-
-def to_host(array: Any) -> np.ndarray:
-    """Copy an array of either backend to a NumPy array (no copy for NumPy input)."""
-    if type(array).__module__.split(".")[0] == "cupy":
-        return array.get()
-    return np.asarray(array)
-
-
-def synchronize(xp: ModuleType) -> None:
-    """Wait for queued device work (a no-op for NumPy); call before reading a timer."""
-    if backend_name(xp) == "cupy":
-        xp.cuda.get_current_stream().synchronize()
 
 
 def out_of_memory_message(exc: MemoryError, setting: str) -> str:
@@ -166,3 +137,28 @@ def out_of_memory_message(exc: MemoryError, setting: str) -> str:
             pass
     detail = str(exc).strip() or type(exc).__name__
     return f"out of {where} memory ({detail}){need}; {setting}"
+
+
+def backend_name(xp: ModuleType) -> str:
+    """Name of an array module as used in provenance attributes: ``"numpy"`` or ``"cupy"``."""
+    return "cupy" if xp.__name__.split(".")[0] == "cupy" else "numpy"
+
+
+def to_host(array: Any) -> np.ndarray:
+    """Copy an array of either backend to a NumPy array (no copy for NumPy input)."""
+    if type(array).__module__.split(".")[0] == "cupy":
+        return array.get()
+    return np.asarray(array)
+
+
+def synchronize(xp: ModuleType) -> None:
+    """Wait for queued device work (a no-op for NumPy); call before reading a timer."""
+    if backend_name(xp) == "cupy":
+        xp.cuda.get_current_stream().synchronize()
+
+
+def special_functions(xp: ModuleType) -> ModuleType:
+    """``scipy.special`` for NumPy, ``cupyx.scipy.special`` for CuPy (erf, erfc, erfcx, ...)."""
+    if backend_name(xp) == "numpy":
+        return importlib.import_module("scipy.special")
+    return importlib.import_module("cupyx.scipy.special")
