@@ -61,10 +61,10 @@ def test_out_of_device_memory_is_one_line_and_writes_nothing(tmp_path, monkeypat
     write_netcdf(structure_to_dataset(structure), tmp_path / "s.nc")
     monkeypatch.setitem(sys.modules, "cupy", _fake_cupy(1))
 
-    def build(*args, **kwargs):
+    def run(args):
         raise FakeOutOfMemory(3 * 2**30, 70 * 2**30)
 
-    monkeypatch.setattr("pipeline.cli.potential.build_potential", build)
+    monkeypatch.setattr("pipeline.cli.potential.run", run)  # the stage handler, bound when main() registers it
     out = tmp_path / "p.nc"
     assert main(["potential", str(tmp_path / "s.nc"), "-o", str(out)]) == 1
     err = capsys.readouterr().err.strip().splitlines()

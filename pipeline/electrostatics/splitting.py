@@ -92,7 +92,8 @@ class EwaldSplit:
         """φ_S(r) = erfc(αr)/r in 1/Å, for r > 0."""
         from pipeline.backend import namespace_of
 
-        return _special(namespace_of(r)).erfc(self.alpha * r) / r
+        special = _special(namespace_of(r))  # scipy.special, or cupyx.scipy.special for CuPy arrays
+        return special.erfc(self.alpha * r) / r
 
     def short_derivative(self, r):
         """dφ_S/dr in 1/Å², for r > 0."""
