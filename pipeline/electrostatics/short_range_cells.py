@@ -18,6 +18,8 @@ gathers so that it runs unchanged on a GPU through CuPy and is tested in CI thro
    ``searchsorted`` on the cumulative counts, the distance is computed, pairs with r ≥ r_c or
    r = 0 are masked, and the kernel values ``split.short(r)`` (and ``split.short_derivative``)
    are summed per target with ``bincount``. Coincident pairs (r = 0) are summed separately.
+4. **At the atoms** (:func:`cell_short_range_at_atoms`) the sorted atoms are the targets and
+   their ranges are cut to later atoms, so each pair is evaluated once and credited to both.
 
 Work: candidate pairs / pairs inside r_c, measured at the atoms of an 8000-atom random cloud and
 a rock-salt lattice (r_c 9–12 Å, ``tests/test_short_range_cells.py``): 1.7–1.8 with
