@@ -377,7 +377,9 @@ def main(argv=None) -> int:
             "tolerance": TOLERANCE}
     if backend_name(xp) == "cupy":
         props = xp.cuda.runtime.getDeviceProperties(0)
-        info.update(gpu=props["name"].decode(), cupy=xp.__version__, gpu_memory_GB=props["totalGlobalMem"] / 1e9)
+        name = props["name"]
+        info.update(gpu=name.decode() if isinstance(name, bytes) else str(name), cupy=xp.__version__,
+                    gpu_memory_GB=props["totalGlobalMem"] / 1e9)
     warm_pos, warm_q = protein_cloud(300, np.random.default_rng(0))
     for arr in (np, xp):  # warm-up: compiled kernels and device code loaded outside the timings
         with device_code_paths(arr) if arr is xp else contextlib.nullcontext():
