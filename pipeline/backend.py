@@ -24,19 +24,26 @@ def _import_cupy() -> ModuleType:
         cupy = importlib.import_module("cupy")
     except ImportError as exc:  # pragma: no cover - depends on the machine
         raise RuntimeError(
-            "backend 'cupy' needs CuPy: install it with `pip install -e \".[gpu]\"` "
-            "(cupy-cuda12x) on a machine with an NVIDIA GPU and CUDA 12 driver"
+            "backend 'cupy' needs CuPy: install it with `pip install -e \".[gpu]\"` (cupy-cuda12x, CUDA 12 driver) "
+            "or `pip install -e \".[gpu-cuda13]\"` (cupy-cuda13x, CUDA 13 driver) on a machine with an NVIDIA GPU"
         ) from exc
     return cupy
+
+
+def _device_count(cupy: ModuleType) -> int:
+    try:
+        return int(cupy.cuda.runtime.getDeviceCount())
+    except Exception:  # noqa: BLE001 - a missing driver or library means no usable device
+        return 0
 
 
 def cupy_available() -> bool:
     """True when CuPy imports and sees at least one CUDA device."""
     try:
         cupy = importlib.import_module("cupy")
-        return cupy.cuda.runtime.getDeviceCount() > 0
-    except Exception:  # noqa: BLE001 - any failure means "no usable GPU"
+    except ImportError:
         return False
+    return _device_count(cupy) > 0
 
 
 def get_xp(name: str) -> ModuleType:
@@ -71,7 +78,11 @@ def xp_for_device(device: str) -> ModuleType:
     if device == "cpu":
         return np
     if device == "cuda":
-        return get_xp("cupy")
+        cupy = get_xp("cupy")
+        if _device_count(cupy) < 1:
+            raise RuntimeError("device 'cuda': CuPy is installed but finds no usable CUDA device "
+                               "(check the driver and CUDA_VISIBLE_DEVICES, or use --device cpu)")
+        return cupy
     if device == "auto":
         return get_xp("cupy") if cupy_available() else np
     raise ValueError(f"unknown device {device!r}; expected one of {', '.join(DEVICES)}")
@@ -92,6 +103,40 @@ def namespace_of(*arrays: Any) -> ModuleType:
     if len(modules) > 1:
         raise TypeError("arrays from different backends were mixed (numpy and cupy); move them to one device first")
     return get_xp(modules.pop()) if modules else np
+
+
+def scatter_add(out: Any, indices: Any, values: Any) -> None:
+    """``out[indices] += values`` in place, repeated indices accumulated (``np.add.at``, ``cupyx.scatter_add``)."""
+    if backend_name(namespace_of(out, indices, values)) == "cupy":
+        importlib.import_module("cupyx").scatter_add(out, indices, values)
+    else:
+        np.add.at(out, indices, values)
+
+
+def out_of_memory_message(exc: MemoryError, setting: str) -> str:
+    """One line for an out-of-memory error: what was being allocated, what the device has, what to change.
+
+    Parameters
+    ----------
+    exc : MemoryError
+        NumPy's, or CuPy's ``cupy.cuda.memory.OutOfMemoryError`` (a ``MemoryError`` that carries the
+        requested and already allocated bytes).
+    setting : str
+        The option that lowers the memory needed, as the user should read it.
+    """
+    size, total = getattr(exc, "_size", None), getattr(exc, "_total", None)
+    where = "host"
+    need = ""
+    if size is not None:
+        where = "device"
+        need = f"; the step needed more than {(size + max(total or 0, 0)) / 2**30:.2f} GiB"
+        try:
+            free, capacity = importlib.import_module("cupy").cuda.runtime.memGetInfo()
+            need += f" of the device's {capacity / 2**30:.1f} GiB"
+        except Exception:  # noqa: BLE001 - the size is reported without the capacity
+            pass
+    detail = str(exc).strip() or type(exc).__name__
+    return f"out of {where} memory ({detail}){need}; {setting}"
 
 
 def backend_name(xp: ModuleType) -> str:

@@ -31,6 +31,16 @@ STAGE_MODULES = ("ingest", "lattice", "potential", "potential_chunk", "potential
 
 #: Metavar of every stage's ``-o/--output`` option.
 OUTPUT_METAVAR = "OUT.nc"
+#: What to change when a stage runs out of memory.
+MEMORY_SETTINGS = {
+    "potential": "build the long range in atom chunks (potential-chunk --chunks N, then potential-gather) "
+                 "or use --device cpu",
+    "potential-chunk": "use more chunks (--chunks) or --device cpu",
+    "potential-gather": "use --device cpu",
+    "evaluate": "evaluate fewer points per call (split --points or use a coarser --grid) or use --device cpu",
+    "tensor-products": "use a smaller --batch or --device cpu",
+}
+DEFAULT_MEMORY_SETTING = "use a machine with more memory or smaller inputs"
 
 log = logging.getLogger("pipeline")
 
@@ -165,6 +175,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     with logging_to(handlers, log_level(args)):
         try:
             return int(args.handler(args) or 0)
+        except MemoryError as exc:  # also CuPy's OutOfMemoryError; the stages write their files only at the end
+            from pipeline.backend import out_of_memory_message
+
+            log.debug("failure", exc_info=True)
+            report_error(out_of_memory_message(exc, MEMORY_SETTINGS.get(args.stage, DEFAULT_MEMORY_SETTING)), handlers)
+            return 1
         except (ValueError, TypeError, FileNotFoundError, RuntimeError, OSError) as exc:
             log.debug("failure", exc_info=True)
             report_error(str(exc), handlers)

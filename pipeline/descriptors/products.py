@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.backend import namespace_of
 from pipeline.equivariant.gaunt import gaunt_path_factor
 from pipeline.equivariant.irreps import Block, ProductIrreps
 from pipeline.equivariant.products import tensor_product
@@ -76,7 +77,7 @@ def descriptor_product(density: np.ndarray, potential: np.ndarray, method: str, 
     if method == "gaunt_grid+vector_gaunt":
         even, irreps_even = tensor_product(density, y, method="gaunt_grid", lmax_out=lmax_out, parity=INPUT_PARITY)
         odd, irreps_odd = tensor_product(density, y, method="vector_gaunt", lmax_out=lmax_out, parity=INPUT_PARITY)
-        return np.concatenate([even, odd], axis=-1), _concat_irreps(irreps_even, irreps_odd)
+        return namespace_of(even).concatenate([even, odd], axis=-1), _concat_irreps(irreps_even, irreps_odd)
     if method not in PRODUCT_METHODS:
         raise ValueError(f"unknown product method {method!r}; expected one of {', '.join(PRODUCT_METHODS)}")
     return tensor_product(density, y, method=method, lmax_out=lmax_out, parity=INPUT_PARITY)

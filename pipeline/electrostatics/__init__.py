@@ -1,7 +1,8 @@
 """Range-separated electrostatic potential in the two-level Chebyshev–Tucker format.
 
 1/r = φ_L + φ_S (:mod:`.splitting`); the short range is summed exactly within a cutoff
-(:mod:`.short_range`, and on map grids :mod:`.short_range_grid`); the long range is gridded
+(:mod:`.short_range`, on map grids :mod:`.short_range_grid`, for device arrays
+:mod:`.short_range_cells`); the long range is gridded
 (:mod:`.gridding`), convolved and stored as Tucker-compressed Chebyshev coefficients over a box
 (:mod:`.long_range`, :mod:`.chebyshev`, :mod:`.tucker`) and evaluated at points, grids and as a
 field (:mod:`.potential`). :mod:`.parameters` chooses α and r_c by a cost model,

@@ -181,9 +181,9 @@ def interpolate_grid(grid_values, positions, plan):
 
 def _separable_weights(pos, plan, npt, xp):
     """Grid indices (c, 3, P) and truncated 1-D weights (c, 3, P) of a chunk of points."""
-    origin = xp.asarray(plan.origin)
     h = plan.spacing
-    rel = (pos - origin) / h
+    # per-axis Python scalars: no host-to-device copy of the origin in every chunk
+    rel = xp.stack([(pos[:, k] - plan.origin[k]) / h for k in range(3)], axis=1)
     first = xp.ceil(rel - plan.radius / h).astype(xp.int64)
     idx = first[:, :, None] + xp.arange(npt)[None, None, :]
     d = (idx - rel[:, :, None]) * h

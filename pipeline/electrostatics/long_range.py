@@ -185,23 +185,35 @@ def estimate_build_bytes(plan: LongRangePlan, n_atoms: int, *, threads: int | No
     return int(max(fft_step, chebyshev_step, short_step) + 32 * n_atoms)
 
 
-def kernel_spectrum(plan: LongRangePlan, split, fshape):
-    """DFT of h³ψ on the zero-padded grid, real, one octant: shape (nf_k/2 + 1,) per axis (host).
+def kernel_spectrum(plan: LongRangePlan, split, fshape, *, xp=np):
+    """DFT of h³ψ on the zero-padded grid, real, one octant: shape (nf_k/2 + 1,) per axis, on ``xp``.
 
     The kernel sampled at the wrap-around offsets is the even extension of its octant
-    (offsets 0 … nf/2 per axis), whose DFT is the (unnormalised) DCT-I of the octant.
+    (offsets 0 … nf/2 per axis), whose DFT is the (unnormalised) DCT-I of the octant: SciPy's
+    ``dctn(type=1)`` on the CPU; on other backends (CuPy has no DCT-I) three mode products with
+    the dense DCT-I matrices, so the octant is built and transformed on the device.
     """
-    import scipy.fft as sfft
-
     h = plan.spacing
     # the grid is isotropic: |offset|² = h²(i² + j² + k²) takes few distinct integer values,
-    # so ψ is evaluated once per value and gathered
-    sq = [np.arange(nf // 2 + 1, dtype=np.int64) ** 2 for nf in fshape]
-    table = split.deconvolved_long(h * np.sqrt(np.arange(sum(int(v[-1]) for v in sq) + 1, dtype=np.float64)), plan.sigma)
+    # so ψ is evaluated once per value (on the host, 1-D) and gathered
+    sq = [xp.arange(nf // 2 + 1, dtype=xp.int64) ** 2 for nf in fshape]
+    n_values = sum((nf // 2) ** 2 for nf in fshape) + 1
+    table = xp.asarray(split.deconvolved_long(h * np.sqrt(np.arange(n_values, dtype=np.float64)), plan.sigma))
     index = sq[0][:, None, None] + sq[1][None, :, None] + sq[2][None, None, :]
     kernel = table[index] * h**3
     del index
-    return sfft.dctn(kernel, type=1, workers=-1, overwrite_x=True)
+    if backend_name(xp) == "numpy":
+        import scipy.fft as sfft
+
+        return sfft.dctn(kernel, type=1, workers=-1, overwrite_x=True)
+    for axis, nf in enumerate(fshape):
+        half = nf // 2  # DCT-I: y_k = x_0 + (−1)^k x_N + 2 Σ_{0<n<N} x_n cos(πkn/N), N = nf/2
+        n = np.arange(half + 1)
+        mat = 2.0 * np.cos(np.pi * np.outer(n, n) / half)
+        mat[:, 0] *= 0.5
+        mat[:, -1] *= 0.5
+        kernel = mode_product(kernel, xp.asarray(mat), axis)
+    return kernel
 
 
 def _multiply_even(spec, octant, xp):
@@ -223,7 +235,7 @@ def convolve_long_kernel(rho, plan: LongRangePlan, split):
     """
     xp = namespace_of(rho)
     fshape = fft_shape(plan.shape)
-    octant = kernel_spectrum(plan, split, fshape)
+    octant = kernel_spectrum(plan, split, fshape, xp=xp)
     n1, n2, n3 = plan.shape
     if backend_name(xp) == "numpy":
         import scipy.fft as fft
@@ -232,7 +244,6 @@ def convolve_long_kernel(rho, plan: LongRangePlan, split):
         own = {"workers": -1, "overwrite_x": True}
     else:
         fft, kw, own = xp.fft, {}, {}
-        octant = xp.asarray(octant)
     spec = fft.rfft(rho, n=fshape[2], axis=2, **kw)  # (n1, n2, nf3/2+1)
     spec = fft.fft(spec, n=fshape[1], axis=1, **own)  # (n1, nf2, ·)
     spec = fft.fft(spec, n=fshape[0], axis=0, **own)  # (nf1, nf2, ·)

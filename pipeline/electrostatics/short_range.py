@@ -11,8 +11,8 @@ g(r) = r·φ_S(r), smooth on [0, r_c] for both splits, is stored as piecewise po
 (degree :data:`TABLE_DEGREE` on equal intervals, checked to ~1e-14 of g(0) = 1 when built)
 and φ_S = g/r, φ_S' = g'/r − g/r².
 
-For device arrays (CuPy) a blocked dense evaluation over all sources is used
-(O(n_targets · n_atoms), which a GPU affords for the sizes of this project).
+For other array backends (CuPy) the sorted cell list of
+:mod:`~pipeline.electrostatics.short_range_cells` (array code, O(N)) does the same sum.
 
 Coincident pairs (r = 0, an atom evaluated at its own site) are skipped and their charges
 summed separately (``coincident=True``), so the caller can remove the long-range self term.
@@ -27,11 +27,10 @@ import numba
 import numpy as np
 
 from pipeline.backend import backend_name, namespace_of
+from pipeline.electrostatics.short_range_cells import cell_short_range_at_atoms, cell_short_range_sum
 
 log = logging.getLogger(__name__)
 
-#: Target–source pairs per dense block on a device.
-DEVICE_BLOCK_PAIRS = 16_000_000
 #: Cell edge as a fraction of the cutoff.
 CELL_FRACTION = 1.0 / 3.0
 #: Largest per-thread accumulation buffer of the pairwise at-atom sum (entries of n_atoms each, summed over threads).
@@ -315,7 +314,7 @@ def short_range_sum(targets, positions, charges, split, cutoff: float, *, field:
         table, inv_step = kernel_table(split, cutoff)
         pot, same, fld = _cell_sum(targets, order, src, q, start, origin, cell, nc, float(cutoff), table, inv_step, bool(field))
     else:
-        pot, same, fld = _dense_sum(targets, positions, charges, split, cutoff, field)
+        pot, same, fld = cell_short_range_sum(targets, positions, charges, split, cutoff, field=field)
     out = (pot,) + ((fld,) if field else ()) + ((same,) if coincident else ())
     return out if len(out) > 1 else pot
 
@@ -323,12 +322,15 @@ def short_range_sum(targets, positions, charges, split, cutoff: float, *, field:
 def short_range_at_atoms(positions, charges, split, cutoff: float):
     """Short-range potential at every atom from all other atoms within ``cutoff``, (n_atoms,) e/Å.
 
-    Same sum as ``short_range_sum(positions, positions, charges, ...)``, but on the CPU each
-    pair is evaluated once and credited to both atoms (per-thread buffers), about half the work.
+    Same sum as ``short_range_sum(positions, positions, charges, ...)``, but each pair is
+    evaluated once and credited to both atoms (on the CPU through per-thread buffers, on other
+    backends by :func:`~.short_range_cells.cell_short_range_at_atoms`), about half the work.
     Atoms at the same site are skipped.
     """
     xp = namespace_of(positions, charges)
-    if backend_name(xp) != "numpy" or positions.shape[0] < 2:
+    if backend_name(xp) != "numpy":
+        return cell_short_range_at_atoms(positions, charges, split, cutoff)
+    if positions.shape[0] < 2:
         return short_range_sum(positions, positions, charges, split, cutoff)
     positions = np.ascontiguousarray(positions, dtype=np.float64)
     src, q, start, origin, cell, nc = _cell_list(positions, np.asarray(charges, dtype=np.float64), cutoff)
@@ -340,23 +342,3 @@ def short_range_at_atoms(positions, charges, split, cutoff: float):
     out[order] = pot_sorted
     return out
 
-
-def _dense_sum(targets, positions, charges, split, cutoff, field):
-    """Blocked dense short-range sum for device arrays (any xp): (potential, coincident, field)."""
-    xp = namespace_of(targets, positions, charges)
-    n_t = targets.shape[0]
-    pot = xp.zeros(n_t)
-    same = xp.zeros(n_t)
-    fld = xp.zeros((n_t, 3)) if field else None
-    chunk = max(1, DEVICE_BLOCK_PAIRS // positions.shape[0])
-    for s in range(0, n_t, chunk):
-        d = targets[s : s + chunk, None, :] - positions[None, :, :]
-        r = xp.sqrt(xp.sum(d * d, axis=-1))
-        mask = (r > 0) & (r < cutoff)
-        safe = xp.where(mask, r, 1.0)
-        pot[s : s + chunk] = xp.where(mask, split.short(safe), 0.0) @ charges
-        same[s : s + chunk] = xp.where(r == 0, 1.0, 0.0) @ charges
-        if field:
-            g = xp.where(mask, -split.short_derivative(safe) / safe, 0.0) * charges[None, :]
-            fld[s : s + chunk] = xp.einsum("tj,tjk->tk", g, d)
-    return pot, same, fld

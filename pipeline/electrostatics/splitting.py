@@ -43,6 +43,15 @@ def _safe_r(r, xp):
     return xp.where(r > 0, r, 1.0)
 
 
+def _special(xp):
+    """Special functions of the backend ``xp`` (SciPy's ufuncs do not take CuPy arrays)."""
+    if xp is np:
+        return special
+    from pipeline.backend import special_functions
+
+    return special_functions(xp)
+
+
 @dataclass(frozen=True)
 class EwaldSplit:
     """φ_L = erf(αr)/r, φ_S = erfc(αr)/r.
@@ -67,10 +76,13 @@ class EwaldSplit:
 
         xp = namespace_of(r)
         rs = _safe_r(r, xp)
-        return xp.where(r > 0, special.erf(self.alpha * rs) / rs, self.long_at_zero())
+        return xp.where(r > 0, _special(xp).erf(self.alpha * rs) / rs, self.long_at_zero())
 
     def short(self, r):
         """φ_S(r) = erfc(αr)/r in 1/Å, for r > 0."""
+        from pipeline.backend import namespace_of
+
+        special = _special(namespace_of(r))  # scipy.special, or cupyx.scipy.special for CuPy arrays
         return special.erfc(self.alpha * r) / r
 
     def short_derivative(self, r):
@@ -79,7 +91,7 @@ class EwaldSplit:
 
         xp = namespace_of(r)
         a = self.alpha
-        return -special.erfc(a * r) / r**2 - (2 * a / math.sqrt(math.pi)) * xp.exp(-((a * r) ** 2)) / r
+        return -_special(xp).erfc(a * r) / r**2 - (2 * a / math.sqrt(math.pi)) * xp.exp(-((a * r) ** 2)) / r
 
     def long_at_zero(self) -> float:
         """φ_L(0) = 2α/√π, the self term subtracted at an atom site."""
@@ -95,7 +107,7 @@ class EwaldSplit:
             raise ValueError(f"spreading width s={s} too large for alpha={self.alpha} (need s < 1/(2 alpha))")
         a2 = 1.0 / math.sqrt(inv)
         rs = _safe_r(r, xp)
-        return xp.where(r > 0, special.erf(a2 * rs) / rs, 2.0 * a2 / math.sqrt(math.pi))
+        return xp.where(r > 0, _special(xp).erf(a2 * rs) / rs, 2.0 * a2 / math.sqrt(math.pi))
 
     def cutoff_for(self, tolerance: float, length_scale: float | None = None) -> float:
         """Smallest r_c with erfc(α r_c) ≤ tolerance (r_c ≈ √ln(1/ε)/α), Å."""
