@@ -20,7 +20,7 @@ from scipy import special
 
 from pipeline.backend import namespace_of, to_host
 from pipeline.electrostatics.direct import direct_potential
-from pipeline.electrostatics.periodic import background_potential, cell_widths, periodic_sources, wrap
+from pipeline.electrostatics.periodic import background_potential, periodic_sources, wrap
 from pipeline.electrostatics.short_range import short_range_sum
 
 #: Accuracy of the reference relative to the tolerance it checks.
