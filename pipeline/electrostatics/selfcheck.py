@@ -96,9 +96,9 @@ def self_check(potential, atom_values, *, n_sample: int, rng: np.random.Generato
     n_map = MAP_POINTS if n_sample > 0 else 0
     axes = _map_axes(potential, n_map, xp)
     map_pts = xp.stack([g.reshape(-1) for g in xp.meshgrid(*axes, indexing="ij")], axis=1)
-    # one reference evaluation for the sampled atoms, the points and the map
-    reference = reference_potential(potential, xp.concatenate([potential.positions[idx_x], pts, map_pts]),
-                                    tolerance=tolerance)
+    # one reference evaluation for the sampled atoms, the points and the map (none when nothing is sampled)
+    targets = xp.concatenate([potential.positions[idx_x], pts, map_pts])
+    reference = reference_potential(potential, targets, tolerance=tolerance) if targets.shape[0] else xp.zeros(0)
     ref, ref_points, ref_map = reference[: idx.size], reference[idx.size : idx.size + n_points], reference[idx.size + n_points :]
     scale = float(np.max(np.abs(to_host(ref)))) if idx.size else math.nan
     if not scale > 0:
