@@ -8,8 +8,9 @@ Random atoms at protein-like density (0.1 Å⁻³) in a cube, random charges. Fo
 * the per-pair spherical harmonics + radial basis + scatter of
   :func:`pipeline.descriptors.density.neighbour_density`;
 * with ``--potential``: a Chebyshev–Tucker potential of the same atoms (tolerance 1e-6) and the
-  sphere projection of ``--sphere-atoms`` atoms through the ring-by-ring Tucker contraction of
-  :class:`pipeline.descriptors.sphere_potential.TuckerSphereEvaluator` against the peer, the
+  sphere projection of ``--sphere-atoms`` atoms through
+  :meth:`pipeline.descriptors.sphere_potential.TuckerSphereEvaluator.sphere_projection` (local
+  Chebyshev series, no grid values) against the peer, the
   potential's own pointwise ``long_range`` at the same points (values must agree to 1e-12);
 * with ``--full-stage``: :func:`pipeline.descriptors.compute.compute_descriptors` on all atoms
   (one run, per-step seconds).
@@ -68,7 +69,7 @@ def sphere_projection(positions: np.ndarray, charges: np.ndarray, args: argparse
         "sphere_ring_s": t_ring, "sphere_pointwise_s": t_point, "sphere_rel_difference": diff,
     }
     print(f"{'':>8} potential ranks {potential.ranks}: sphere projection of {centres.shape[0]} atoms "
-          f"ring {t_ring:.3f} s, pointwise (peer) {t_point:.3f} s, rel. difference {diff:.1e}")
+          f"projected {t_ring:.3f} s, pointwise (peer) {t_point:.3f} s, rel. difference {diff:.1e}")
     if args.full_stage:
         params = DescriptorParameters(lmax=args.lmax, cutoff_A=args.cutoff, n_radial=args.n_radial, sphere_radius_A=args.sphere_radius)
         result = compute_descriptors(positions, charges, evaluator, params)

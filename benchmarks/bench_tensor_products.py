@@ -14,8 +14,11 @@ forward excluded from the timing). Measurement: one warm-up call of everything, 
 ``--repeats`` rounds; in each round every (method, pass) is called once, the peer interleaved
 with ours and the order rotated between rounds, so load changes on a shared machine hit all
 methods alike. Reported: medians over the rounds. BLAS (threadpoolctl), torch intra-op and
-FFT threads are all limited to ``--threads`` (default 1); the load average of the machine is
-printed at the start and the end.
+FFT threads are all limited to the largest of ``--threads`` (default 1); with several thread
+counts (``--threads 1 2``) every method runs at each count in the same interleaved rounds
+(ours through ``threads=``, e3nn through ``torch.set_num_threads``), and the table gains the
+speed-up of each count over the first. The load average of the machine is printed at the
+start and the end.
 
 Derived numbers: speed-up ratios per L (from wall time, and again from process CPU time,
 which other load on a shared machine disturbs less), the scaling exponent p of t ∝ L^p
@@ -25,7 +28,7 @@ expressivity (CG/e3nn: L(L+1)(2L+1)/3 + (L+1)²; Gaunt
 single channel: 4L + 1; vector Gaunt: 4L − 3; see :mod:`pipeline.equivariant.expressivity`).
 
 Usage: python benchmarks/bench_tensor_products.py results/bench_tensor_products.json
-           [--lmax 1 2 ... 10] [--batch 10000] [--repeats 5] [--threads 1] [--no-e3nn]
+           [--lmax 1 2 ... 10] [--batch 10000] [--repeats 5] [--threads 1 [2 ...]] [--no-e3nn]
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--lmax", type=int, nargs="+", default=list(range(1, 11)))
     parser.add_argument("--batch", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds per L (median reported)")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1], help="thread counts, each measured in the same rounds")
     parser.add_argument("--fit-min", type=int, default=4, help="smallest L in the scaling-exponent fit")
     parser.add_argument("--methods", nargs="+", default=["cg", "gaunt_grid", "gaunt_fourier", "vector_gaunt"])
     parser.add_argument("--no-e3nn", action="store_true", help="skip the peer")
@@ -54,7 +57,7 @@ def _parse() -> argparse.Namespace:
 
 ARGS = _parse()
 for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[var] = str(ARGS.threads)
+    os.environ[var] = str(max(ARGS.threads))
 
 import numpy as np  # noqa: E402
 from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
@@ -74,8 +77,9 @@ def expressivity_of(name: str, lmax: int) -> int:
     return 4 * lmax + 1
 
 
-def e3nn_calls(lmax: int, x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> tuple[dict, float]:
-    """Forward and backward closures of e3nn FullTensorProduct on (x, y), and its build time."""
+def e3nn_calls(lmax: int, x: np.ndarray, y: np.ndarray, rng: np.random.Generator, threads: int) -> tuple[dict, float]:
+    """Forward and backward closures of e3nn FullTensorProduct on (x, y) with ``threads`` torch
+    threads, and its build time."""
     import torch
     from e3nn import o3
 
@@ -89,22 +93,29 @@ def e3nn_calls(lmax: int, x: np.ndarray, y: np.ndarray, rng: np.random.Generator
     tg = torch.tensor(rng.normal(size=tuple(out.shape)).astype(np.float32))
 
     def forward() -> None:
+        torch.set_num_threads(threads)
         with torch.no_grad():
             tp(tx, ty)
 
     def backward() -> None:
+        torch.set_num_threads(threads)
         torch.autograd.grad(out, (tx, ty), tg, retain_graph=True)
 
     return {"forward": forward, "backward": backward}, build
 
 
-def our_calls(method: str, x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> dict:
-    out, _ = tensor_product(x, y, method=method)
+def our_calls(method: str, x: np.ndarray, y: np.ndarray, rng: np.random.Generator, threads: int) -> dict:
+    out, _ = tensor_product(x, y, method=method, threads=threads)
     g = rng.normal(size=out.shape).astype(np.float32)
     return {
-        "forward": lambda: tensor_product(x, y, method=method),
-        "backward": lambda: tensor_product_vjp(x, y, g, method=method),
+        "forward": lambda: tensor_product(x, y, method=method, threads=threads),
+        "backward": lambda: tensor_product_vjp(x, y, g, method=method, threads=threads),
     }
+
+
+def key_of(method: str, threads: int) -> str:
+    """Name of a (method, thread count) in the rows: the method alone when one count is measured."""
+    return method if len(ARGS.threads) == 1 else f"{method}@{threads}"
 
 
 def measure(calls: dict[str, dict], repeats: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
@@ -137,22 +148,24 @@ def fit_exponent(lmaxs: np.ndarray, t: np.ndarray, fit_min: int) -> float:
 def main() -> int:
     rng = np.random.default_rng(0)
     use_e3nn = not ARGS.no_e3nn
+    counts = list(ARGS.threads)
     if use_e3nn:
         import torch
 
-        torch.set_num_threads(ARGS.threads)
+        torch.set_num_threads(max(counts))
     load_start = os.getloadavg()
     rows = []
-    with threadpool_limits(limits=ARGS.threads):
+    with threadpool_limits(limits=max(counts)):
         pools = [(p.get("internal_api"), p.get("num_threads")) for p in threadpool_info()]
         for lmax in ARGS.lmax:
             n = (lmax + 1) ** 2
             x = rng.normal(size=(ARGS.batch, n)).astype(np.float32)
             y = rng.normal(size=(ARGS.batch, n)).astype(np.float32)
             row = {"lmax": lmax, "batch": ARGS.batch, "load_before": os.getloadavg()[0]}
-            calls = {m: our_calls(m, x, y, rng) for m in ARGS.methods}
+            calls = {key_of(m, t): our_calls(m, x, y, rng, t) for t in counts for m in ARGS.methods}
             if use_e3nn and lmax <= ARGS.max_e3nn_lmax:
-                calls["e3nn"], row["e3nn_build_s"] = e3nn_calls(lmax, x, y, rng)
+                for t in counts:
+                    calls[key_of("e3nn", t)], row["e3nn_build_s"] = e3nn_calls(lmax, x, y, rng, t)
             wall, cpu = measure(calls, ARGS.repeats)
             for key, t in wall.items():
                 row[f"{key}_s"] = float(np.median(t))
@@ -163,27 +176,39 @@ def main() -> int:
             print(json.dumps({k: v for k, v in row.items() if not k.endswith(("_all_s", "_cpu_s"))}), file=sys.stderr, flush=True)
     load_end = os.getloadavg()
 
-    names = list(ARGS.methods) + (["e3nn"] if use_e3nn else [])
+    methods = list(ARGS.methods) + (["e3nn"] if use_e3nn else [])
     pairs = [("e3nn", "gaunt_grid"), ("e3nn", "cg"), ("cg", "gaunt_grid"), ("gaunt_fourier", "gaunt_grid")]
-    pairs = [(a, b) for a, b in pairs if a in names and b in names]
+    pairs = [(a, b) for a, b in pairs if a in methods and b in methods]
     lines = [
         f"float32, batch {ARGS.batch}, one channel, output degree 2L, median of {ARGS.repeats} interleaved rounds (seconds); "
-        f"threads={ARGS.threads} ({', '.join(f'{a}={b}' for a, b in pools)}; torch {ARGS.threads})",
+        f"thread counts {counts} measured in the same rounds (BLAS limit {', '.join(f'{a}={b}' for a, b in pools)}; "
+        "ours: threads= with one BLAS thread per chunk; torch: set_num_threads)",
         f"load average (1, 5, 15 min) at start {tuple(round(v, 2) for v in load_start)}, at end {tuple(round(v, 2) for v in load_end)}; "
         f"{os.cpu_count()} CPUs",
-        f"{'L':>3} {'pass':>8} " + " ".join(f"{m:>13}" for m in names) + " " + " ".join(f"{SHORT[a] + '/' + SHORT[b]:>12}" for a, b in pairs),
     ]
-    for row in rows:
-        for p in PASSES:
-            t = {m: row.get(f"{m}_{p}_s", math.nan) for m in names}
-            ratios = [t[a] / t[b] for a, b in pairs]
-            lines.append(f"{row['lmax']:>3} {p:>8} " + " ".join(f"{t[m]:>13.3e}" for m in names) + " " + " ".join(f"{r:>12.2f}" for r in ratios))
-    lines.append("the same ratios from process CPU time (robust to other load on the machine):")
-    for row in rows:
-        for p in PASSES:
-            t = {m: row.get(f"{m}_{p}_cpu_s", math.nan) for m in names}
-            lines.append(f"{row['lmax']:>3} {p:>8} " + " ".join(f"{t[a] / t[b]:>12.2f}" for a, b in pairs))
+    for clock, suffix in (("wall", "_s"), ("process CPU time (robust to other load on the machine)", "_cpu_s")):
+        for t_count in counts:
+            lines.append(f"threads={t_count}, {clock}:")
+            lines.append(f"{'L':>3} {'pass':>8} " + " ".join(f"{m:>13}" for m in methods) + " "
+                         + " ".join(f"{SHORT[a] + '/' + SHORT[b]:>12}" for a, b in pairs))
+            for row in rows:
+                for p in PASSES:
+                    t = {m: row.get(f"{key_of(m, t_count)}_{p}{suffix}", math.nan) for m in methods}
+                    ratios = [t[a] / t[b] for a, b in pairs]
+                    lines.append(f"{row['lmax']:>3} {p:>8} " + " ".join(f"{t[m]:>13.3e}" for m in methods) + " "
+                                 + " ".join(f"{r:>12.2f}" for r in ratios))
+        if suffix == "_cpu_s":
+            break
+        for t_count in counts[1:]:
+            lines.append(f"speed-up of {t_count} threads over {counts[0]} (wall, same rounds):")
+            lines.append(f"{'L':>3} {'pass':>8} " + " ".join(f"{m:>13}" for m in methods))
+            for row in rows:
+                for p in PASSES:
+                    sp = [row.get(f"{key_of(m, counts[0])}_{p}_s", math.nan) / row.get(f"{key_of(m, t_count)}_{p}_s", math.nan)
+                          for m in methods]
+                    lines.append(f"{row['lmax']:>3} {p:>8} " + " ".join(f"{v:>13.2f}" for v in sp))
     lmaxs = np.array([r["lmax"] for r in rows], dtype=float)
+    names = [key_of(m, t) for t in counts for m in methods]
     summary = {"scaling_exponent": {}, "seconds_per_expressivity": {}, "fit_min_lmax": ARGS.fit_min}
     lines.append(
         f"scaling exponent p of t ∝ L^p (least squares in log-log over {ARGS.fit_min} <= L <= {int(lmaxs.max())}), "
@@ -191,31 +216,32 @@ def main() -> int:
     )
     summary["flop_exponent"] = {}
     for m in names:
+        base = m.split("@")[0]
         for p in PASSES:
             t = np.array([r.get(f"{m}_{p}_s", math.nan) for r in rows])
             summary["scaling_exponent"][f"{m}_{p}"] = fit_exponent(lmaxs, t, ARGS.fit_min)
-            summary["seconds_per_expressivity"][f"{m}_{p}"] = [float(ti / expressivity_of(m, int(l))) for ti, l in zip(t, lmaxs)]
-            if m != "e3nn":
-                flops = np.array([flop_estimate(m, int(l), int(l), 2 * int(l), ARGS.batch, backward=p == "backward") for l in lmaxs])
+            summary["seconds_per_expressivity"][f"{m}_{p}"] = [float(ti / expressivity_of(base, int(l))) for ti, l in zip(t, lmaxs)]
+            if base != "e3nn":
+                flops = np.array([flop_estimate(base, int(l), int(l), 2 * int(l), ARGS.batch, backward=p == "backward") for l in lmaxs])
                 summary["flop_exponent"][f"{m}_{p}"] = fit_exponent(lmaxs, flops, ARGS.fit_min)
-    lines.append(f"{'':>14} {'forward':>8} {'backward':>8} {'flops fwd':>10} {'flops bwd':>10}")
+    lines.append(f"{'':>16} {'forward':>8} {'backward':>8} {'flops fwd':>10} {'flops bwd':>10}")
     for m in names:
         fwd, bwd = (summary["scaling_exponent"][f"{m}_{p}"] for p in PASSES)
         ffwd, fbwd = (summary["flop_exponent"].get(f"{m}_{p}", math.nan) for p in PASSES)
-        lines.append(f"{m:>14} {fwd:>8.2f} {bwd:>8.2f} {ffwd:>10.2f} {fbwd:>10.2f}")
+        lines.append(f"{m:>16} {fwd:>8.2f} {bwd:>8.2f} {ffwd:>10.2f} {fbwd:>10.2f}")
     last = int(lmaxs[-1])
     lines.append(
         f"seconds per unit of expressivity (cg/e3nn L(L+1)(2L+1)/3+(L+1)^2 = {cg_path_count(last)} at L={last}, "
         f"gaunt 4L+1, vector 4L-3; even paths {even_path_count(last)}):"
     )
-    lines.append(f"{'L':>3} {'pass':>8} " + " ".join(f"{m:>13}" for m in names))
+    lines.append(f"{'L':>3} {'pass':>8} " + " ".join(f"{m:>16}" for m in names))
     for i, row in enumerate(rows):
         for p in PASSES:
-            lines.append(f"{row['lmax']:>3} {p:>8} " + " ".join(f"{summary['seconds_per_expressivity'][f'{m}_{p}'][i]:>13.3e}" for m in names))
+            lines.append(f"{row['lmax']:>3} {p:>8} " + " ".join(f"{summary['seconds_per_expressivity'][f'{m}_{p}'][i]:>16.3e}" for m in names))
     print("\n".join(lines))
     with open(ARGS.output, "w") as fh:
         json.dump(
-            {"rows": rows, "summary": summary, "threads": ARGS.threads, "dtype": "float32", "load_start": load_start, "load_end": load_end, "table": lines},
+            {"rows": rows, "summary": summary, "threads": counts, "dtype": "float32", "load_start": load_start, "load_end": load_end, "table": lines},
             fh,
             indent=1,
         )

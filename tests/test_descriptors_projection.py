@@ -98,3 +98,29 @@ def test_tucker_sphere_evaluator_matches_pointwise_long_range(rng):
     assert np.abs(fast - exact).max() < 0.25 * 1e-7 * np.abs(exact).max()  # ≤ 0.25 ε; measured 0.12 ε
     with pytest.raises(ValueError, match="outside the Chebyshev box"):
         evaluator.sphere_values(positions[:1], 50.0, np.array([0.0]), np.array([0.0]))
+
+
+def test_sphere_projection_with_local_expansion_matches_grid_values(rng):
+    # A wide box makes the local Chebyshev series much shorter than the global one: the
+    # projected coefficients must still equal grid values × projector (pointwise long range).
+    from pipeline.descriptors.projection import sphere_quadrature
+    from pipeline.descriptors.sphere_potential import TuckerSphereEvaluator
+    from pipeline.electrostatics.build import build_potential
+
+    positions = rng.uniform(0, 60, size=(400, 3))
+    charges = rng.normal(size=400)
+    potential, _ = build_potential(positions, charges, tolerance=1e-8)
+    evaluator = TuckerSphereEvaluator(potential)
+    m = evaluator.factors[0].shape[0]
+    n_local = evaluator.local_degree(0, positions[:, 0].min(), positions[:, 0].max(), 2.0)
+    assert n_local < m, (n_local, m)
+    cos_beta, alpha, directions, projector = sphere_quadrature(3, 12)
+    centres = positions[:50]
+    points = centres[:, None, None, :] + 2.0 * directions[None]
+    reference = evaluator(points.reshape(-1, 3)).reshape(50, -1) @ projector
+    one = evaluator.sphere_projection(centres, 2.0, cos_beta, alpha, projector, threads=1)
+    two = evaluator.sphere_projection(centres, 2.0, cos_beta, alpha, projector, threads=2)
+    np.testing.assert_allclose(one, reference, atol=1e-13 * np.abs(reference).max(), rtol=0)
+    np.testing.assert_array_equal(one, two)
+    with pytest.raises(ValueError, match="outside the Chebyshev box"):
+        evaluator.sphere_projection(centres[:1], 100.0, cos_beta, alpha, projector)

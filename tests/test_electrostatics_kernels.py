@@ -13,11 +13,28 @@ import numpy as np
 import pytest
 from scipy import special
 
-from pipeline.electrostatics import EwaldSplit, GaussianSumSplit, build_potential, direct_potential, self_check
+from pipeline.electrostatics import (
+    EwaldSplit,
+    GaussianSumSplit,
+    build_potential,
+    direct_potential,
+    self_check,
+)
 from pipeline.electrostatics.gridding import interpolate_grid, spread_charges
 from pipeline.electrostatics.long_range import convolve_long_kernel, plan_long_range
-from pipeline.electrostatics.parameters import MAX_CUTOFF, MIN_CUTOFF, choose_alpha, ewald_cutoff, estimate_cost
-from pipeline.electrostatics.short_range import kernel_table, short_range_at_atoms, short_range_sum
+from pipeline.electrostatics.parameters import (
+    MAX_CUTOFF,
+    MIN_CUTOFF,
+    choose_alpha,
+    estimate_cost,
+    ewald_cutoff,
+)
+from pipeline.electrostatics.short_range import (
+    kernel_series,
+    kernel_table,
+    short_range_at_atoms,
+    short_range_sum,
+)
 from pipeline.electrostatics.short_range_grid import short_range_grid
 from pipeline.electrostatics.tucker import tucker_hosvd, tucker_to_full
 
@@ -224,3 +241,38 @@ def test_self_check_turned_off_reports_nan(rng):
     assert check["selfcheck_atoms"] == 0 and check["selfcheck_points"] == 0
     assert np.isnan(check["max_rel_error_atoms"]) and np.isnan(check["max_rel_error_points"])
     assert check["tolerance_exceeded"] == 0
+
+
+class _NarrowSplit:
+    """Ewald short range plus a narrow Gaussian term: too sharp for the single series."""
+
+    def __init__(self, alpha: float, width: float):
+        self.alpha, self.width = alpha, width
+
+    def short(self, r):
+        return special.erfc(self.alpha * r) / r + np.exp(-((r / self.width) ** 2)) / r
+
+
+@pytest.mark.parametrize("split", [EwaldSplit(alpha=0.4), GaussianSumSplit.for_alpha(0.4, 30.0, 1e-8), _NarrowSplit(0.4, 0.3)])
+def test_short_range_series_and_table_paths_match_direct_sums(rng, split):
+    # the vectorised series path (smooth kernels) and the tabulated path (_NarrowSplit) agree with
+    # plain sums of split.short; duplicated atoms (r = 0) are skipped and reported as coincident
+    cutoff = 7.5
+    series, scale = kernel_series(split, cutoff)
+    assert (series is None) == isinstance(split, _NarrowSplit)
+    if series is not None:
+        r = rng.uniform(1e-3, cutoff, 500)
+        g = np.polynomial.chebyshev.chebval(r * scale - 1.0, series)
+        np.testing.assert_allclose(g, r * split.short(r), rtol=0, atol=1e-13)
+    pos = rng.uniform(0, 20, (900, 3))
+    pos[-3:] = pos[:3]  # three atoms twice
+    q = rng.normal(size=900)
+    d = np.linalg.norm(pos[:, None, :] - pos[None, :, :], axis=-1)
+    inside = (d > 0) & (d < cutoff)
+    ref = (np.where(inside, split.short(np.where(inside, d, 1.0)), 0.0) * q).sum(axis=1)
+    at_atoms = short_range_at_atoms(pos, q, split, cutoff)
+    np.testing.assert_allclose(at_atoms, ref, rtol=0, atol=1e-12 * np.abs(ref).max())
+    pot, same = short_range_sum(pos, pos, q, split, cutoff, coincident=True)
+    np.testing.assert_allclose(pot, ref, rtol=0, atol=1e-12 * np.abs(ref).max())
+    np.testing.assert_allclose(same, q + np.where(np.arange(900) < 3, q[-3:][np.arange(900) % 3], 0.0)
+                               + np.where(np.arange(900) >= 897, q[:3][np.arange(900) % 3], 0.0), rtol=0, atol=1e-15)

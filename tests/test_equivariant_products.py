@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from pipeline.backend import get_xp, to_host
+from pipeline.equivariant.chunk_threads import chunk_starts
 from pipeline.equivariant.clebsch_gordan import cg_block
 from pipeline.equivariant.gaunt import gaunt_dense
 from pipeline.equivariant.gaunt_products import GridGauntPlan
@@ -166,6 +167,25 @@ def test_broadcasting_chunking_and_float32(rng, method):
     assert np.abs(gy - gy_full.sum(axis=0)).max() < 1e-12
 
 
+@pytest.mark.parametrize("method", METHODS)
+def test_threads_give_identical_results(rng, method):
+    # chunks write disjoint rows with the same arithmetic as a serial run: equal bit for bit
+    x, y = _pair(rng, 3, 2, batch=(101,), dtype=np.float32)
+    serial, _ = tensor_product(x, y, method=method, chunk_size=7, threads=1)
+    threaded, _ = tensor_product(x, y, method=method, chunk_size=7, threads=3)
+    assert np.array_equal(serial, threaded)
+    g = rng.normal(size=serial.shape).astype(np.float32)
+    for a, b in zip(tensor_product_vjp(x, y, g, method=method, chunk_size=7, threads=1),
+                    tensor_product_vjp(x, y, g, method=method, chunk_size=7, threads=3)):
+        assert np.array_equal(a, b)
+
+
+def test_chunk_starts_give_every_thread_work():
+    assert chunk_starts(10, 4, 1) == [0, 4, 8]
+    assert chunk_starts(10, 4, 5) == [0, 2, 4, 6, 8]
+    assert chunk_starts(0, 4, 2) == []
+
+
 def test_bad_input(rng):
     x, y = _pair(rng, 2, 2)
     with pytest.raises(ValueError, match=r"x last axis must have size \(L\+1\)\*\*2"):
@@ -184,6 +204,8 @@ def test_bad_input(rng):
         tensor_product(x, y[:3])
     with pytest.raises(ValueError, match="grad_out must have shape"):
         tensor_product_vjp(x, y, np.zeros((5, 3)), method="gaunt_grid")
+    with pytest.raises(ValueError, match="threads must be >= 1, got 0"):
+        tensor_product(x, y, chunk_size=2, threads=0)
 
 
 @requires_gpu

@@ -18,7 +18,10 @@ The potential is any callable mapping points ``(M, 3)`` Å to values ``(M,)`` e/
 in batches of at most ``max_points`` points. When it also has a method
 ``sphere_values(centres, radius, cos_beta, alpha)`` returning the values on the grid directly,
 shape ``(B, n_rings, n_azimuth)`` (as :class:`pipeline.descriptors.sphere_potential.TuckerSphereEvaluator`
-does, ring by ring), that method is used instead.
+does, ring by ring), that method is used instead; when it has
+``sphere_projection(centres, radius, cos_beta, alpha, projector)`` returning the projected
+coefficients ``(n_centres, n_out)`` directly (batched and threaded by the potential), that
+method is called once for all centres.
 
 Grid layout: point (j, k) of centre b is ``x_b + ρ n̂(β_j, α_k)`` with
 ``n̂ = (sin β sin α, cos β, sin β cos α)`` (polar axis +y), values shaped ``(B, n_rings, n_azimuth)``.
@@ -132,6 +135,16 @@ def potential_expansion(
     cos_beta, alpha, directions, projector = sphere_quadrature(lmax, band_limit)
     n_rings, n_azimuth = cos_beta.size, alpha.size
     offsets = sphere_radius_A * directions  # (n_rings, n_azimuth, 3)
+    projected = getattr(potential, "sphere_projection", None)
+    if projected is not None:
+        out = np.asarray(projected(centres_A, sphere_radius_A, cos_beta, alpha, projector), dtype=np.float64)
+        if out.shape != (centres_A.shape[0], (lmax + 1) ** 2):
+            raise ValueError(f"sphere_projection returned {out.shape}; expected {(centres_A.shape[0], (lmax + 1) ** 2)}")
+        log.info(
+            "sphere potential: %d centres, rho=%.2f Å, L=%d, grid %dx%d, projected %.2fs",
+            centres_A.shape[0], sphere_radius_A, lmax, n_rings, n_azimuth, time.perf_counter() - start,
+        )
+        return out
     on_grid = getattr(potential, "sphere_values", None)
     per_centre = n_rings * n_azimuth
     batch = max(1, int(max_points) // per_centre)

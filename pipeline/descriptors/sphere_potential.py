@@ -9,9 +9,16 @@ evaluated at each azimuth as e1ᵀ M_ij e3. That costs n_rings·r1·r2·r3 + n_p
 atom instead of n_points·r1·r2·r3 for independent points (n_azimuth times fewer operations),
 with the same values up to rounding.
 
+The projection onto Y_lm (:meth:`TuckerSphereEvaluator.sphere_projection`) goes further and
+never forms the grid values: e1 and e3 are re-expanded around each atom as short local
+Chebyshev series (≈ 20 terms instead of the m-term global ones, the neglected part at
+round-off), and the quadrature of the products of local Chebyshev polynomials on each ring
+is a fixed table, so per atom only the ring contraction and two small matrix products remain.
+
 :class:`TuckerSphereEvaluator` is a callable (points → Φ_L, through
-:meth:`ChebyshevTuckerPotential.long_range`) that also offers :meth:`sphere_values`, which
-:func:`pipeline.descriptors.projection.potential_expansion` uses when present.
+:meth:`ChebyshevTuckerPotential.long_range`) that also offers :meth:`sphere_values` and
+:meth:`sphere_projection`, which :func:`pipeline.descriptors.projection.potential_expansion`
+uses when present.
 """
 
 from __future__ import annotations
@@ -19,10 +26,24 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.backend import to_host
-from pipeline.electrostatics.chebyshev import chebvander, to_reference
+from pipeline.electrostatics.chebyshev import (
+    cheb_nodes1,
+    chebvander,
+    to_reference,
+    values_to_coefficients_matrix,
+)
+from pipeline.equivariant.chunk_threads import run_chunks
 
 #: Bytes of the per-batch (rings × r1·r3) intermediate.
 BATCH_BYTES = 64 * 2**20
+#: Sphere centres per batch of :meth:`TuckerSphereEvaluator.sphere_projection` (batches run on threads).
+PROJECTION_BATCH = 512
+#: Largest neglected coefficient of a factor's local Chebyshev expansion on a sphere's
+#: interval, relative to the factor's largest value (:meth:`TuckerSphereEvaluator.local_degree`);
+#: raised to 2·m·ε where the round-off of coefficients computed from m values is larger.
+LOCAL_TOLERANCE = 1e-14
+#: Sphere centres sampled along an axis when choosing the local degree.
+LOCAL_SAMPLES = 65
 
 
 class TuckerSphereEvaluator:
@@ -65,6 +86,101 @@ class TuckerSphereEvaluator:
                 f"Chebyshev box {self.box_lo.tolist()}..{self.box_hi.tolist()} Å of the potential"
             )
 
+    def local_degree(self, axis: int, lo_A: float, hi_A: float, radius_A: float) -> int:
+        """Nodes of the local Chebyshev interpolant of factor ``axis`` on [c − ρ, c + ρ], lo ≤ c ≤ hi.
+
+        The factor's columns are polynomials of degree m − 1; re-expanded on an interval of
+        half-width ρ around c they have local Chebyshev coefficients that decay quickly. For
+        :data:`LOCAL_SAMPLES` centres c spread over [lo, hi] the exact local coefficients (m
+        nodes) are computed, and the result is the smallest n such that every |c_k|, k ≥ n, is
+        at most :data:`LOCAL_TOLERANCE` × the largest factor value, for every column and sampled
+        centre (never more than m, where the interpolant is exact).
+        """
+        factor = self.factors[axis]
+        m = factor.shape[0]
+        half = 0.5 * (self.box_hi[axis] - self.box_lo[axis])
+        delta = radius_A / half
+        xi = to_reference(np.linspace(lo_A, hi_A, LOCAL_SAMPLES), self.box_lo[axis], self.box_hi[axis])
+        xi = np.clip(xi, -1.0 + delta, 1.0 - delta)
+        points = (xi[:, None] + delta * cheb_nodes1(m)[None, :]).reshape(-1)
+        values = (chebvander(points, m) @ factor).reshape(xi.size, m, -1)
+        coef = np.abs(np.matmul(values_to_coefficients_matrix(m), values))  # (samples, m, r)
+        tail = np.maximum.accumulate(coef.max(axis=(0, 2))[::-1])[::-1]  # tail[n] = max_{k≥n} |c_k|
+        limit = max(LOCAL_TOLERANCE, 2.0 * m * np.finfo(np.float64).eps) * np.abs(values).max()
+        small = np.nonzero(tail <= limit)[0]
+        return int(max(small[0], 2)) if small.size else m
+
+    def sphere_projection(
+        self,
+        centres_A: np.ndarray,
+        radius_A: float,
+        cos_beta: np.ndarray,
+        alpha: np.ndarray,
+        projector: np.ndarray,
+        *,
+        threads: int | None = None,
+    ) -> np.ndarray:
+        """Σ_g P_g,o Φ_L(x_i + ρ n̂_g): the grid values of :meth:`sphere_values` times ``projector``.
+
+        The same sum without the grid values. On ring j of atom i the potential is
+        e1(x)ᵀ M_ij e3(z) with M_ij the ring contraction of the module docstring; the factors
+        e1 and e3 are replaced by their local Chebyshev interpolants on [x_i − ρ, x_i + ρ] and
+        [z_i − ρ, z_i + ρ] (coefficients C1_i, C3_i, :meth:`local_degree` nodes, neglected part
+        below :data:`LOCAL_TOLERANCE`). In the local variables u = sin β_j sin α_k and
+        w = sin β_j cos α_k the grid sum becomes
+        Σ_j Σ_pr (C1_i M_ij C3_iᵀ)_pr Q_jpr,o with the fixed table
+        Q_jpr,o = Σ_k P_jk,o T_p(u_jk) T_r(w_jk), so no per-point work remains.
+
+        Parameters
+        ----------
+        centres_A : (B, 3) float64, Å
+        radius_A : float, Å
+        cos_beta : (n_rings,) ring polar cosines
+        alpha : (n_azimuth,) azimuths, radians
+        projector : (n_rings·n_azimuth, n_out) float64
+            Weights per grid point (ring-major), e.g. quadrature weight × Y_lm.
+        threads : int, optional
+            Threads working on batches of centres (default: the BLAS thread limit, see
+            :mod:`pipeline.equivariant.chunk_threads`); the result does not depend on it.
+
+        Returns
+        -------
+        (B, n_out) float64
+        """
+        centres_A = np.asarray(centres_A, dtype=np.float64).reshape(-1, 3)
+        self._check_inside(centres_A, radius_A)
+        r1, _, r3 = self.core.shape
+        t = np.asarray(cos_beta, dtype=np.float64)
+        s = np.sqrt(np.maximum(1.0 - t * t, 0.0))
+        n_rings, n_azimuth, n_centres = t.size, len(alpha), centres_A.shape[0]
+        projector = np.asarray(projector, dtype=np.float64).reshape(n_rings, n_azimuth, -1)
+        n_out = projector.shape[-1]
+        out = np.empty((n_centres, n_out))
+        if n_centres == 0:
+            return out
+        n1, n3 = (self.local_degree(k, centres_A[:, k].min(), centres_A[:, k].max(), radius_A) for k in (0, 2))
+        u = (s[:, None] * np.sin(alpha)[None, :]).reshape(-1)
+        w = (s[:, None] * np.cos(alpha)[None, :]).reshape(-1)
+        t1 = chebvander(u, n1).reshape(n_rings, n_azimuth, n1)
+        t3 = chebvander(w, n3).reshape(n_rings, n_azimuth, n3)
+        table = np.einsum("jko,jkp,jkr->jpro", projector, t1, t3).reshape(n_rings * n1 * n3, n_out)
+        nodes1, nodes3 = cheb_nodes1(n1), cheb_nodes1(n3)
+        dct1, dct3 = values_to_coefficients_matrix(n1), values_to_coefficients_matrix(n3)
+
+        def body(rows: slice, _workspace) -> None:
+            c = centres_A[rows]
+            b = c.shape[0]
+            c1 = np.matmul(dct1, self._axis((c[:, 0, None] + radius_A * nodes1[None, :]).reshape(-1), 0).reshape(b, n1, r1))
+            c3 = np.matmul(dct3, self._axis((c[:, 2, None] + radius_A * nodes3[None, :]).reshape(-1), 2).reshape(b, n3, r3))
+            e2 = self._axis((c[:, 1, None] + radius_A * t[None, :]).reshape(-1), 1)  # (b·n_rings, r2)
+            ring = (e2 @ self._core_y).reshape(b, n_rings, r1, r3)
+            local = np.matmul(np.matmul(c1[:, None], ring), c3[:, None].transpose(0, 1, 3, 2))  # (b, n_rings, n1, n3)
+            out[rows] = local.reshape(b, -1) @ table
+
+        step = max(1, min(PROJECTION_BATCH, BATCH_BYTES // (8 * n_rings * max(r1 * r3, r1 * n3 + n1 * n3))))
+        run_chunks(n_centres, step, body, xp=np, dtype=np.float64, threads=threads)
+        return out
+
     def sphere_values(self, centres_A: np.ndarray, radius_A: float, cos_beta: np.ndarray, alpha: np.ndarray) -> np.ndarray:
         """Φ_L at x_i + ρ n̂(β_j, α_k), n̂ = (sin β sin α, cos β, sin β cos α).
 
@@ -81,7 +197,7 @@ class TuckerSphereEvaluator:
         """
         centres_A = np.asarray(centres_A, dtype=np.float64).reshape(-1, 3)
         self._check_inside(centres_A, radius_A)
-        r1, r2, r3 = self.core.shape
+        r1, _, r3 = self.core.shape
         t = np.asarray(cos_beta, dtype=np.float64)
         s = np.sqrt(np.maximum(1.0 - t * t, 0.0))
         n_rings, n_azimuth, n_centres = t.size, len(alpha), centres_A.shape[0]

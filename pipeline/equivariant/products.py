@@ -17,7 +17,9 @@ method             output (last axis)                                     paths 
 their degree, parity (see :mod:`pipeline.equivariant.irreps`) and contributing paths.
 ``tensor_product_vjp`` returns (grad_x, grad_y) from hand-written adjoints, reduced over
 broadcast axes. Work is done in chunks of the flattened batch, small enough on CPU for the
-chunk's grid arrays to stay in cache, with scratch arrays reused across the chunks of a call.
+chunk's grid arrays to stay in cache, with scratch arrays reused across the chunks of a call;
+on CPU the chunks run on a thread pool (one BLAS thread per chunk, as many threads as BLAS is
+allowed by default; see :mod:`pipeline.equivariant.chunk_threads`).
 """
 
 from __future__ import annotations
@@ -30,9 +32,9 @@ import numpy as np
 
 from pipeline.backend import backend_name, get_xp, namespace_of
 from pipeline.equivariant.cg_product import CGPlan
+from pipeline.equivariant.chunk_threads import run_chunks
 from pipeline.equivariant.gaunt_products import FourierGauntPlan, GridGauntPlan, VectorGauntPlan
 from pipeline.equivariant.irreps import Block, ProductIrreps, path_parity
-from pipeline.equivariant.ring_transform import Workspace
 from pipeline.equivariant.spherical_harmonics import lmax_of_dim
 
 log = logging.getLogger(__name__)
@@ -149,6 +151,7 @@ def tensor_product(
     lmax_out: int | None = None,
     parity: tuple[int, int] = (1, 1),
     chunk_size: int | None = None,
+    threads: int | None = None,
 ) -> tuple[Any, ProductIrreps]:
     """Equivariant tensor product of two SH signals.
 
@@ -164,6 +167,10 @@ def tensor_product(
     chunk_size : int, optional
         Batch items per chunk (default: a grid array of at most 1 MiB per chunk on CPU,
         so the grid stages run in cache; at most ~2²³ intermediate values on GPU).
+    threads : int, optional
+        CPU threads working on the chunks (default: the number of threads the BLAS library
+        may use at the time of the call); ignored for device arrays. The result does not
+        depend on it.
 
     Returns
     -------
@@ -186,10 +193,11 @@ def tensor_product(
     n_total = x2.shape[0]
     step = _chunk_size(plan, n_total, chunk_size, xp, x.dtype.itemsize)
     out = xp.empty((n_total, irreps.dim), dtype=x.dtype)
-    ws = Workspace(xp, x.dtype)
-    for start in range(0, n_total, step):
-        sl = slice(start, min(start + step, n_total))
+
+    def body(sl: slice, ws: Any) -> None:
         plan.forward(x2[sl], y2[sl], ws=ws, out=out[sl])
+
+    run_chunks(n_total, step, body, xp=xp, dtype=x.dtype, threads=threads)
     return out.reshape(*batch, irreps.dim), irreps
 
 
@@ -202,12 +210,13 @@ def tensor_product_vjp(
     lmax_out: int | None = None,
     parity: tuple[int, int] = (1, 1),
     chunk_size: int | None = None,
+    threads: int | None = None,
 ) -> tuple[Any, Any]:
     """Gradients of ⟨grad_out, tensor_product(x, y)⟩ with respect to x and y.
 
     Parameters
     ----------
-    x, y, method, lmax_out, parity, chunk_size
+    x, y, method, lmax_out, parity, chunk_size, threads
         As for :func:`tensor_product`.
     grad_out : (..., irreps.dim) array
         Upstream gradient, broadcast batch shape of x and y.
@@ -234,10 +243,11 @@ def tensor_product_vjp(
     step = _chunk_size(plan, n_total, chunk_size, xp, x.dtype.itemsize)
     grad_x = xp.empty(x2.shape, dtype=x.dtype)
     grad_y = xp.empty(y2.shape, dtype=y.dtype)
-    ws = Workspace(xp, x.dtype)
-    for start in range(0, n_total, step):
-        sl = slice(start, min(start + step, n_total))
+
+    def body(sl: slice, ws: Any) -> None:
         plan.vjp(x2[sl], y2[sl], g2[sl], ws=ws, out=(grad_x[sl], grad_y[sl]))
+
+    run_chunks(n_total, step, body, xp=xp, dtype=x.dtype, threads=threads)
     return _reduce_to(grad_x.reshape(*batch, -1), x.shape, xp), _reduce_to(grad_y.reshape(*batch, -1), y.shape, xp)
 
 

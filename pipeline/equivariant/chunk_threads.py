@@ -1,0 +1,96 @@
+"""Run the chunks of a batched tensor product on several threads, BLAS on one thread per chunk.
+
+The product kernels are sequences of small GEMMs and element-wise NumPy operations on a
+chunk of the batch; both release the GIL, so chunks run in parallel in a thread pool. Inside
+the pool the BLAS library is limited to one thread: a multi-threaded BLAS on the small GEMMs
+of one chunk spends more time synchronising than computing, and several chunks each asking
+for every core oversubscribe the machine (measured: a second BLAS thread made ``gaunt_grid``
+at L = 6 slower, not faster).
+
+The number of threads defaults to the number the BLAS library is allowed to use at the time
+of the call (``OPENBLAS_NUM_THREADS``/``OMP_NUM_THREADS`` or a
+``threadpoolctl.threadpool_limits`` around the call), so one setting governs all of NumPy's
+parallelism. Each thread takes a contiguous run of chunks and its own
+:class:`~pipeline.equivariant.ring_transform.Workspace`; chunks write disjoint rows of the
+output, so the result does not depend on the number of threads (each chunk's arithmetic is the
+same as in a serial run).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from threadpoolctl import ThreadpoolController
+
+from pipeline.backend import backend_name
+from pipeline.equivariant.ring_transform import Workspace
+
+ChunkBody = Callable[[slice, Workspace], None]
+
+
+def blas_threads(controller: ThreadpoolController) -> int:
+    """Threads the loaded BLAS libraries may use now (1 when none is found)."""
+    counts = [lib.num_threads for lib in controller.select(user_api="blas").lib_controllers]
+    return max(counts, default=1)
+
+
+def chunk_starts(n_total: int, step: int, threads: int) -> list[int]:
+    """First rows of the chunks: at most ``step`` rows each, and at least ``threads`` chunks when
+    the batch allows it (so every thread gets work)."""
+    if n_total <= 0:
+        return []
+    step = max(1, min(int(step), math.ceil(n_total / max(1, threads))))
+    return list(range(0, n_total, step))
+
+
+def run_chunks(n_total: int, step: int, body: ChunkBody, *, xp: Any, dtype: Any, threads: int | None = None) -> None:
+    """Call ``body(rows, workspace)`` for consecutive row slices of a batch of ``n_total``.
+
+    Parameters
+    ----------
+    n_total : int
+        Batch size (rows).
+    step : int
+        Largest chunk (rows), chosen by the caller for cache use.
+    body : callable
+        ``body(slice, workspace)`` computes the rows ``slice``; bodies of different chunks must
+        write disjoint memory.
+    xp : module
+        Array namespace; only NumPy runs chunks on threads (device arrays run serially).
+    dtype : numpy dtype
+        Dtype of the workspaces.
+    threads : int, optional
+        Worker threads (default: the BLAS thread limit in effect, see the module docstring).
+    """
+    if threads is not None and int(threads) < 1:
+        raise ValueError(f"threads must be >= 1, got {threads!r}")
+    if backend_name(xp) != "numpy" or n_total <= step:
+        ws = Workspace(xp, dtype)
+        for lo in range(0, n_total, step):
+            body(slice(lo, min(lo + step, n_total)), ws)
+        return
+    controller = ThreadpoolController()
+    n_threads = blas_threads(controller) if threads is None else int(threads)
+    starts = chunk_starts(n_total, step, n_threads)
+    n_workers = min(n_threads, len(starts))
+    if n_workers <= 1:
+        ws = Workspace(xp, dtype)
+        with controller.limit(limits=1, user_api="blas"):
+            for lo in range(0, n_total, step):
+                body(slice(lo, min(lo + step, n_total)), ws)
+        return
+    stops = starts[1:] + [n_total]
+    per = math.ceil(len(starts) / n_workers)  # contiguous runs of chunks per worker
+    groups = [list(zip(starts[w * per : (w + 1) * per], stops[w * per : (w + 1) * per])) for w in range(n_workers)]
+
+    def work(group: list[tuple[int, int]]) -> None:
+        ws = Workspace(xp, dtype)
+        for lo, hi in group:
+            body(slice(lo, hi), ws)
+
+    with controller.limit(limits=1, user_api="blas"), ThreadPoolExecutor(max_workers=n_workers) as pool:
+        for future in [pool.submit(work, g) for g in groups if g]:
+            future.result()
