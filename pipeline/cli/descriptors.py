@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
 
     from pipeline.descriptors.compute import DescriptorParameters, compute_descriptors, estimate_descriptor_bytes
     from pipeline.descriptors.dataset import descriptors_to_dataset
-    from pipeline.descriptors.sphere_potential import TuckerSphereEvaluator
+    from pipeline.descriptors.sphere_potential import sphere_evaluator
     from pipeline.electrostatics.storage import potential_from_dataset
     from pipeline.resources import check_memory, parse_memory_size
     from pipeline.storage import read_netcdf, write_netcdf
@@ -121,10 +121,12 @@ def run(args: argparse.Namespace) -> int:
     potential_ds = read_netcdf(args.potential)
     potential = potential_from_dataset(potential_ds, source=str(args.potential))
     check_consistency(structure, args.structure, potential_ds, args.potential)
-    check_box(structure.positions, potential.box_lo, potential.box_hi, params.sphere_radius_A, args.potential)
+    if not potential.periodic:  # a periodic potential wraps every point into its cell
+        check_box(structure.positions, potential.box_lo, potential.box_hi, params.sphere_radius_A, args.potential)
 
     load_s = time.perf_counter() - start
-    result = compute_descriptors(structure.positions, structure.charges, TuckerSphereEvaluator(potential), params)
+    cell = np.asarray(potential.cell) if potential.periodic else None
+    result = compute_descriptors(structure.positions, structure.charges, sphere_evaluator(potential), params, cell=cell)
     result.timings_s = {"load": load_s, **result.timings_s}
     result.total_s = time.perf_counter() - start  # the stage: reading the inputs and computing
     dataset = descriptors_to_dataset(

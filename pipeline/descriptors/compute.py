@@ -129,6 +129,7 @@ def compute_descriptors(
     params: DescriptorParameters,
     *,
     methods: tuple[str, ...] = PRODUCT_METHODS,
+    cell: np.ndarray | None = None,
 ) -> Descriptors:
     """Every descriptor of every atom, plus the built-in validation.
 
@@ -141,6 +142,10 @@ def compute_descriptors(
     params : DescriptorParameters
     methods : tuple of str
         Product methods (subset of :data:`PRODUCT_METHODS`, in that order).
+    cell : (3, 3) float64, Å, optional
+        Periodic cell (rows are cell vectors). The atoms are wrapped into it and their periodic
+        images within the cutoff join the neighbours of the charge densities (the sphere
+        potential is periodic through ``potential`` itself).
 
     Returns
     -------
@@ -161,12 +166,21 @@ def compute_descriptors(
     p = params
 
     t = time.perf_counter()
-    pairs = neighbour_pairs(positions_A, p.cutoff_A, method=p.neighbour_method)
+    if cell is None:
+        sources, source_charges = positions_A, charges_e
+    else:  # the wrapped atoms first, then their images within the cutoff
+        from pipeline.electrostatics.periodic import periodic_sources
+
+        sources, source_charges = periodic_sources(positions_A, charges_e, np.asarray(cell, dtype=np.float64), p.cutoff_A)
+        positions_A = np.ascontiguousarray(sources[:n_atoms])
+    n_sources = sources.shape[0]
+    pairs = neighbour_pairs(sources, p.cutoff_A, method=p.neighbour_method)
     timings["neighbours"] = time.perf_counter() - t
-    n_neighbours = np.bincount(pairs.first, minlength=n_atoms) + np.bincount(pairs.second, minlength=n_atoms)
+    n_neighbours = (np.bincount(pairs.first, minlength=n_sources) + np.bincount(pairs.second, minlength=n_sources))[:n_atoms]
 
     t = time.perf_counter()
-    density = neighbour_density(charges_e, pairs, n_atoms, lmax=p.lmax, cutoff_A=p.cutoff_A, n_radial=p.n_radial)
+    density = neighbour_density(source_charges, pairs, n_sources, lmax=p.lmax, cutoff_A=p.cutoff_A,
+                                n_radial=p.n_radial)[:n_atoms]
     timings["density"] = time.perf_counter() - t
     del pairs
 
@@ -183,7 +197,7 @@ def compute_descriptors(
     validation = None
     if p.n_validation > 0:
         validation = validate(
-            positions_A, charges_e, potential, density, potential_sh, products,
+            sources, source_charges, potential, density, potential_sh, products, n_centres=n_atoms,
             lmax=p.lmax, cutoff_A=p.cutoff_A, n_radial=p.n_radial, sphere_radius_A=p.sphere_radius_A,
             band_limit=p.effective_band_limit, n_sample=p.n_validation, rng=np.random.default_rng(p.seed),
         )

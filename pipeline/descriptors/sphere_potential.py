@@ -216,3 +216,24 @@ class TuckerSphereEvaluator:
             values = np.einsum("gkc,gkc->gk", np.matmul(e1, ring), e3)  # (b·n_rings, n_azimuth)
             out[lo : lo + b] = values.reshape(b, n_rings, n_azimuth)
         return out
+
+
+class PeriodicSphereEvaluator:
+    """Long-range potential Φ_L (e/Å) of a periodic Chebyshev–Tucker potential at any points.
+
+    The Tucker form of a periodic potential is stored over fractional coordinates, so the ring
+    contraction of :class:`TuckerSphereEvaluator` does not apply; points (wrapped into the cell
+    by the potential) are evaluated directly.
+    """
+
+    def __init__(self, potential) -> None:
+        self.potential = potential
+
+    def __call__(self, points_A: np.ndarray) -> np.ndarray:
+        """Φ_L at ``points_A`` (M, 3) Å, (M,) e/Å."""
+        return np.asarray(to_host(self.potential.long_range(points_A)), dtype=np.float64)
+
+
+def sphere_evaluator(potential):
+    """The long-range evaluator of the descriptors for ``potential`` (periodic or free space)."""
+    return PeriodicSphereEvaluator(potential) if getattr(potential, "periodic", False) else TuckerSphereEvaluator(potential)

@@ -100,6 +100,7 @@ def validate(
     band_limit: int,
     n_sample: int,
     rng: np.random.Generator,
+    n_centres: int | None = None,
 ) -> ValidationResult:
     """Equivariance of every feature set on a random atom sample, and agreement between methods.
 
@@ -116,13 +117,16 @@ def validate(
         Atoms checked (all when fewer atoms exist).
     rng : numpy.random.Generator
         Draws the sample and the rotation.
+    n_centres : int, optional
+        The atoms with features are the first ``n_centres`` of ``positions_A`` (the rest are
+        periodic images that only serve as neighbours); default all.
 
     Returns
     -------
     ValidationResult
     """
     start = time.perf_counter()
-    n_atoms = positions_A.shape[0]
+    n_atoms = positions_A.shape[0] if n_centres is None else int(n_centres)
     sample = np.sort(rng.choice(n_atoms, size=min(int(n_sample), n_atoms), replace=False))
     rotation = np.asarray(random_rotations(1, rng=rng)[0])
     improper = -rotation  # rotation followed by inversion, det = −1
