@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 
 #: Points per block when contracting the Tucker core (bounds the (block, r2·r3) temporary).
 EVAL_BLOCK = 8192
+#: Largest (atoms + images) / atoms for which the periodic short range at the atoms sums each
+#: pair of the extended set once (half the pairs, but also those between images) rather than
+#: the atoms' own neighbourhoods.
+PAIR_ONCE_SKIN = 1.8
 
 
 def check_inside(points, lo, hi, what: str) -> None:
@@ -289,7 +293,12 @@ class ChebyshevTuckerPotential:
         split, cutoff = self.atom_long.split, self.atom_long.cutoff
         long = self.atom_long.values - self.sources * split.long_at_zero()
         if self.periodic:
-            short = short_range_sum(self.wrap(self.positions), *self.periodic_sources(cutoff), split, cutoff)
+            sources, source_charges = self.periodic_sources(cutoff)
+            n_atoms = self.positions.shape[0]
+            if sources.shape[0] <= PAIR_ONCE_SKIN * n_atoms:  # each pair once over atoms and images
+                short = short_range_at_atoms(sources, source_charges, split, cutoff)[:n_atoms]
+            else:  # many images (a small cell): only the atoms' own sums
+                short = short_range_sum(sources[:n_atoms], sources, source_charges, split, cutoff)
         else:
             short = short_range_at_atoms(self.positions, self.sources, split, cutoff)
         return short + long, short, long
