@@ -213,6 +213,9 @@ def test_two_clean_runs_give_identical_results(clean_run, tmp_path):
 def test_killed_run_resumes_without_partial_files(clean_run, tmp_path, sig):
     """Ctrl-C (SIGINT to the process group) or a hard kill mid-run, then the same command again.
 
+    The run is frozen (SIGSTOP) as soon as its first output exists and killed in that state, so
+    no timing decides whether the kill lands mid-run.
+
     After SIGKILL Snakemake cannot release its lock, so the user runs `--unlock` first (the
     README says so); after Ctrl-C the plain command resumes.
     """
@@ -227,11 +230,18 @@ def test_killed_run_resumes_without_partial_files(clean_run, tmp_path, sig):
     first_output = workdir / "results" / "structures"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and not (first_output.is_dir() and any(first_output.glob("*.nc"))):
-        time.sleep(0.2)
-    time.sleep(1.0)
-    os.killpg(process.pid, sig)
-    process.wait(timeout=120)
+        if process.poll() is not None:
+            break
+        time.sleep(0.05)
+    # Freeze the whole run the moment its first output exists (SIGSTOP cannot be handled), so the
+    # state it is killed in is known: the structures stage has written, the report has not. Then
+    # deliver the signal and let the frozen processes handle it (SIGCONT).
+    os.killpg(process.pid, signal.SIGSTOP)
+    assert any(first_output.glob("*.nc")), "no output appeared before the deadline"
     assert not (workdir / "results" / "report.nc").exists(), "the run finished before it could be killed"
+    os.killpg(process.pid, sig)
+    os.killpg(process.pid, signal.SIGCONT)
+    process.wait(timeout=120)
 
     if sig == signal.SIGKILL:
         assert _run(workdir, "--unlock").returncode == 0

@@ -4,7 +4,8 @@
 
 rule map:
     input:
-        result("potential/{structure}.nc"),
+        potential=result("potential/{structure}.nc"),
+        kernels=result(".kernels_compiled"),
     output:
         **map_outputs(),
     log:
@@ -21,4 +22,4 @@ rule map:
     params:
         options=map_args,
     shell:
-        "python -m pipeline evaluate {input:q} -o {output.nc:q} {params.options} > {log:q} 2>&1"
+        "python -m pipeline evaluate {input.potential:q} -o {output.nc:q} {params.options} > {log:q} 2>&1"

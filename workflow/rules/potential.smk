@@ -5,14 +5,30 @@
 # potentials of the accuracy sweep (config section `accuracy`). Each job's options are the
 # study-wide `potential:` settings merged with the structure's own (potential_settings in
 # common.smk); conda environment, threads, thread variables and resources are the same for all
-# four rules (helpers in common.smk).
+# four rules (helpers in common.smk). Every job needing the compiled kernels waits for
+# compile_kernels, which compiles them once per install (cached next to the package), so no job
+# compiles them in parallel with another and no recorded runtime includes compiling.
+
+
+rule compile_kernels:
+    output:
+        result(".kernels_compiled"),
+    log:
+        log_path("compile_kernels", "kernels"),
+    benchmark:
+        benchmark_path("compile_kernels", "kernels")
+    conda:
+        conda_env("cpu")
+    shell:
+        "python -m pipeline compile --stamp {output:q} > {log:q} 2>&1"
 
 
 if POTENTIAL["chunks"] == 1:
 
     rule potential:
         input:
-            result("structures/{structure}.nc"),
+            structure=result("structures/{structure}.nc"),
+            kernels=result(".kernels_compiled"),
         output:
             result("potential/{structure}.nc"),
         log:
@@ -28,13 +44,14 @@ if POTENTIAL["chunks"] == 1:
             env=thread_env,
             options=potential_args,
         shell:
-            "{params.env} python -m pipeline potential {input:q} -o {output:q} {params.options} > {log:q} 2>&1"
+            "{params.env} python -m pipeline potential {input.structure:q} -o {output:q} {params.options} > {log:q} 2>&1"
 
 else:
 
     rule potential_chunk:
         input:
-            result("structures/{structure}.nc"),
+            structure=result("structures/{structure}.nc"),
+            kernels=result(".kernels_compiled"),
         output:
             temp(result("potential/chunks/{structure}/chunk_{chunk}.nc")),
         log:
@@ -53,13 +70,14 @@ else:
             chunks=POTENTIAL["chunks"],
             options=potential_plan_args,
         shell:
-            "{params.env} python -m pipeline potential-chunk {input:q} --chunk {wildcards.chunk} "
+            "{params.env} python -m pipeline potential-chunk {input.structure:q} --chunk {wildcards.chunk} "
             "--chunks {params.chunks} -o {output:q} {params.options} > {log:q} 2>&1"
 
     rule potential_gather:
         input:
             structure=result("structures/{structure}.nc"),
             chunks=potential_chunk_files,
+            kernels=result(".kernels_compiled"),
         output:
             result("potential/{structure}.nc"),
         log:
@@ -81,7 +99,8 @@ else:
 
 rule potential_accuracy:
     input:
-        result("structures/{structure}.nc"),
+        structure=result("structures/{structure}.nc"),
+        kernels=result(".kernels_compiled"),
     output:
         result("accuracy/{structure}/tol_{tolerance}.nc"),
     log:
@@ -99,4 +118,4 @@ rule potential_accuracy:
         env=thread_env,
         options=potential_args,
     shell:
-        "{params.env} python -m pipeline potential {input:q} -o {output:q} {params.options} > {log:q} 2>&1"
+        "{params.env} python -m pipeline potential {input.structure:q} -o {output:q} {params.options} > {log:q} 2>&1"
