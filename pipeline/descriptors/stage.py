@@ -18,7 +18,7 @@ import numpy as np
 from pipeline.descriptors.compute import DescriptorParameters, compute_descriptors, estimate_descriptor_bytes
 from pipeline.descriptors.dataset import descriptors_to_dataset
 from pipeline.descriptors.sphere_potential import sphere_evaluator
-from pipeline.electrostatics.storage import potential_from_dataset
+from pipeline.electrostatics.potential_file import potential_from_dataset
 from pipeline.resources import check_memory
 from pipeline.storage import read_netcdf, write_netcdf
 from pipeline.structures.record import Structure, load_structure

@@ -25,7 +25,7 @@ from pipeline.electrostatics.scatter import (
 )
 from pipeline.electrostatics.selfcheck import self_check
 from pipeline.electrostatics.settings import MAX_REPAIRS, PotentialSettings
-from pipeline.electrostatics.storage import potential_to_dataset
+from pipeline.electrostatics.potential_file import potential_to_dataset
 from pipeline.resources import parse_memory_size
 from pipeline.storage import write_netcdf
 from pipeline.structures.record import Structure, load_structure

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from pipeline.backend import to_host
 from pipeline.electrostatics.short_range_grid import BUFFER_ENTRIES
-from pipeline.electrostatics.storage import load_potential
+from pipeline.electrostatics.potential_file import load_potential
 from pipeline.maps.datasets import map_dataset, points_dataset
 from pipeline.maps.dx import write_dx
 from pipeline.maps.grid import map_axes, map_shape
