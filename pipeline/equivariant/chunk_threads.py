@@ -23,15 +23,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from threadpoolctl import ThreadpoolController
-
 from pipeline.backend import backend_name
 from pipeline.equivariant.ring_transform import Workspace
 
 ChunkBody = Callable[[slice, Workspace], None]
 
 
-def blas_threads(controller: ThreadpoolController) -> int:
+def blas_threads(controller) -> int:
     """Threads the loaded BLAS libraries may use now (1 when none is found)."""
     counts = [lib.num_threads for lib in controller.select(user_api="blas").lib_controllers]
     return max(counts, default=1)
@@ -64,10 +62,15 @@ def run_chunks(n_total: int, step: int, body: ChunkBody, *, xp: Any, dtype: Any,
         Dtype of the workspaces.
     threads : int, optional
         Worker threads (default: the BLAS thread limit in effect, see the module docstring).
+        Without threadpoolctl (a minimal environment) the chunks run serially.
     """
     if threads is not None and int(threads) < 1:
         raise ValueError(f"threads must be >= 1, got {threads!r}")
-    if backend_name(xp) != "numpy" or n_total <= step:
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # a minimal environment (a GPU check machine): serial, BLAS keeps its threads
+        ThreadpoolController = None
+    if backend_name(xp) != "numpy" or n_total <= step or ThreadpoolController is None:
         ws = Workspace(xp, dtype)
         for lo in range(0, n_total, step):
             body(slice(lo, min(lo + step, n_total)), ws)
