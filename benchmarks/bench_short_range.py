@@ -33,7 +33,7 @@ from scipy import special
 
 from pipeline.electrostatics import short_range as new
 from pipeline.electrostatics.parameters import choose_alpha, default_box, ewald_cutoff
-from pipeline.electrostatics.short_range import _g, kernel_table
+from pipeline.electrostatics.short_range import kernel_table, table_value
 from pipeline.electrostatics.splitting import EwaldSplit
 
 CELL_FRACTION = 1.0 / 3.0
@@ -91,7 +91,7 @@ def old_self_block(src, q, i0, i1, cell_start, origin, cell, nc, rc, table, inv_
                     r2 = d0 * d0 + d1 * d1 + d2 * d2
                     if r2 < rc2 and r2 > 0.0:
                         r = math.sqrt(r2)
-                        v = _g(r, table, inv_step) / r
+                        v = table_value(r, table, inv_step) / r
                         acc += q[j] * v
                         acc_row[j] += qi * v
         acc_row[i] += acc

@@ -152,7 +152,7 @@ def _g_and_dg(r, table, inv_step):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, inline="always")
-def _g(r, table, inv_step):  # pragma: no cover - compiled
+def table_value(r, table, inv_step):  # pragma: no cover - compiled
     # Horner written out for TABLE_DEGREE = 6 (a fixed degree lets the compiler schedule it)
     x = r * inv_step
     k = int(x)
@@ -254,7 +254,7 @@ def _cell_block(targets, order, i0, i1, xs, ys, zs, q, cell_start, origin, cell,
                         continue
                     r = math.sqrt(r2)
                     if not want_field:
-                        acc += q[j] * _g(r, table, inv_step) / r
+                        acc += q[j] * table_value(r, table, inv_step) / r
                         continue
                     g, dg = _g_and_dg(r, table, inv_step)
                     inv_r = 1.0 / r
@@ -378,7 +378,7 @@ def _self_block(xs, ys, zs, q, i0, i1, cell_start, origin, cell, nc, rc, table, 
                     n_in += (r2 < rc2) & (r2 > 0.0)
                 for k in range(n_in):
                     r = math.sqrt(buf_r2[k])
-                    v = _g(r, table, inv_step) / r
+                    v = table_value(r, table, inv_step) / r
                     buf_v[k] = v
                     acc += q[buf_j[k]] * v
                 for k in range(n_in):

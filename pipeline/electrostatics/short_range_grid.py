@@ -18,7 +18,7 @@ import math
 import numba
 import numpy as np
 
-from pipeline.electrostatics.short_range import _g, kernel_table
+from pipeline.electrostatics.short_range import kernel_table, table_value
 
 #: Largest total size of the per-thread grid copies, entries.
 BUFFER_ENTRIES = 150_000_000
@@ -87,12 +87,12 @@ def _grid_block(pos, q, j0, j1, xs, ys, zs, start, inv_h, rc, table, inv_step, s
                             out[i, k, l] -= qj * self_value
                         else:
                             r = math.sqrt(min(r2, rc2_in))
-                            out[i, k, l] += qj * _g(r, table, inv_step) / r
+                            out[i, k, l] += qj * table_value(r, table, inv_step) / r
                     continue
                 for l in range(l_lo, l_hi + 1):
                     d2 = zs[l] - x2
                     r = math.sqrt(min(dxy2 + d2 * d2, rc2_in))
-                    out[i, k, l] += qj * _g(r, table, inv_step) / r
+                    out[i, k, l] += qj * table_value(r, table, inv_step) / r
 
 
 @numba.njit(cache=True, parallel=True)
