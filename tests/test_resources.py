@@ -167,7 +167,7 @@ def test_descriptors_cli_guard(structures):
 
 
 def test_tensor_products_cli_guard(structures):
-    res = _run("tensor-products", "-o", "tp.nc", "--lmax", "10", "--batch", "1000000", "--channels", "16",
+    res = _run("tensor-products", "-o", "tp.nc", "--lmax", "10", "--batch", "1000000", "--channels", "16", "--dtype", "float64",
                "--max-memory", "1T", cwd=structures)
     _assert_refused(res, "tensor-products (--lmax up to 10, --batch 1000000, --channels 16) needs an estimated",
                     "3.5 TiB", "limit of 1 TiB", "lower --batch, --channels or --lmax")

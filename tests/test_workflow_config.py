@@ -37,7 +37,7 @@ SCHEMA_TO_FIELD = {
 #: Keys of `potential:` that size the jobs, not the build (no PotentialSettings field).
 WORKFLOW_ONLY = {"threads", "mem_mb", "gpu_model", "chunks"}
 #: PotentialSettings fields the workflow leaves at their defaults (command line only).
-COMMAND_LINE_ONLY = {"padding", "ranks", "hooi_sweeps"}
+COMMAND_LINE_ONLY = {"padding", "ranks", "hooi_sweeps", "accuracy_level", "allow_exceeded", "max_memory", "allow_large_span"}
 
 
 @pytest.fixture(scope="module")

@@ -29,17 +29,18 @@ NOT_IN_ENVS = {"snakemake"}
 ENV_ONLY = {"python", "pip", "cuda-version"}
 
 
+#: A conda or pip entry: name, then a pin (``=1.2``, ``==1.2``) or a range whose first bound is
+#: taken as its version (``>=12,<14``: 12, the oldest release the environment may resolve to).
+ENTRY = re.compile(r"^\s*([A-Za-z0-9_.-]+)\s*(?:==?|>=)?\s*([0-9][^,\s]*)?")
+
+
 def env_pins(path: Path) -> dict[str, str]:
-    """{canonical name: pinned version} of a conda environment file, conda and pip sections."""
+    """{canonical name: pinned version (or lower bound)} of a conda environment file, conda and pip sections."""
     pins = {}
     for entry in yaml.safe_load(path.read_text())["dependencies"]:
-        if isinstance(entry, dict):
-            for line in entry["pip"]:
-                name, _, version = line.partition("==")
-                pins[canonicalize_name(name)] = version
-        else:
-            name, _, version = entry.partition("=")
-            pins[canonicalize_name(name)] = version
+        for line in entry["pip"] if isinstance(entry, dict) else [entry]:
+            name, version = ENTRY.match(line).groups()
+            pins[canonicalize_name(name)] = version or ""
     return pins
 
 
@@ -72,9 +73,21 @@ def test_gpu_env_is_the_cpu_env_plus_cupy():
     assert {k: v for k, v in gpu.items() if k not in {"cupy", "cuda-version"}} == cpu
 
 
+def resolved(entry: dict) -> dict:
+    """A schema entry with the definition its ``$ref`` names merged in (the entry's own keys win)."""
+    ref = entry.get("$ref")
+    if ref is None:
+        return entry
+    definition = SCHEMA
+    for part in ref.removeprefix("#/").split("/"):
+        definition = definition[part]
+    return {**resolved(definition), **{k: v for k, v in entry.items() if k != "$ref"}}
+
+
 def schema_leaves(node: dict, path: str = ""):
-    """(dotted path, entry) of every property of the config schema."""
+    """(dotted path, entry with its ``$ref`` resolved) of every property of the config schema."""
     for key, entry in node.get("properties", {}).items():
+        entry = resolved(entry)
         yield f"{path}{key}", entry
         yield from schema_leaves(entry, f"{path}{key}.")
 
