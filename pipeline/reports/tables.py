@@ -105,7 +105,7 @@ def potentials_table(report: xr.Dataset) -> str:
         ])
     headers = ["structure", "tolerance", "atoms checked", "max rel err", "rms rel err", "max rel err (points)",
                "flagged", "ranks", "storage", "total (s)", "device"]
-    return _table("Potentials (self-check against direct summation)", headers, rows)
+    return _table("Potentials (self-check against direct summation or a plain Ewald sum)", headers, rows)
 
 
 def potential_parameters_table(report: xr.Dataset) -> str:
