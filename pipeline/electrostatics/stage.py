@@ -41,17 +41,22 @@ def load_inputs(structure_path, settings: PotentialSettings):
     structure = load_structure(structure_path)
     if structure.n_atoms == 0:
         raise ValueError(f"{structure_path}: the structure is empty (0 atoms)")
-    box = [float(v) for v in np.atleast_1d(structure.attrs.get("box", []))]
-    cell = None
-    if settings.wants_periodic(len(box) == 6, source=str(structure_path)):
-        from pipeline.electrostatics.periodic import cell_matrix
-
-        try:
-            cell = cell_matrix(box)
-        except ValueError as exc:
-            raise ValueError(f"{structure_path}: box attribute: {exc}") from None
+    cell = cell_for_box(structure.attrs.get("box", []), settings, source=str(structure_path))
     xp = xp_for_device(settings.device)
     return structure, xp.asarray(structure.positions), xp.asarray(structure.charges), cell
+
+
+def cell_for_box(box, settings: PotentialSettings, *, source: str, label: str = "box attribute"):
+    """Periodic cell matrix of ``box`` ([a, b, c, α, β, γ], Å and degrees, or empty) when the settings ask for one, else None."""
+    box = [float(v) for v in np.atleast_1d(box)]
+    if not settings.wants_periodic(len(box) == 6, source=source):
+        return None
+    from pipeline.electrostatics.periodic import cell_matrix
+
+    try:
+        return cell_matrix(box)
+    except ValueError as exc:
+        raise ValueError(f"{source}: {label}: {exc}") from None
 
 
 def plan_arguments(settings: PotentialSettings, cell) -> dict:
@@ -109,6 +114,30 @@ def run_potential(structure_path, output, settings: PotentialSettings) -> dict:
     (``accuracy_level``, ``repairs``). If no level meets the tolerance: ``ValueError``, nothing written.
     """
     structure, positions, charges, cell = load_inputs(structure_path, settings)
+    potential, atom_values, check, timings = build_checked(positions, charges, cell, settings, source=structure_path)
+    write_potential(potential, atom_values, check, structure, settings, timings, output=output,
+                    input_file=structure_path)
+    return check
+
+
+def build_checked(positions, charges, cell, settings: PotentialSettings, *, source) -> tuple:
+    """Build, evaluate at every atom and self-check, rebuilding at tighter levels when the check misses.
+
+    Returns
+    -------
+    potential : ChebyshevTuckerPotential
+    atom_values : tuple of 3 (n_atoms,) arrays, e/Å
+        Total, short- and long-range potential at every atom (self excluded).
+    check : dict
+        Self-check figures plus ``accuracy_level`` and ``repairs`` (JSON list).
+    timings : dict
+        Seconds per step (``failed_builds``: the builds that were repaired).
+
+    Raises
+    ------
+    ValueError
+        When no accuracy level meets the tolerance (the message names ``source``).
+    """
     level, repairs, spent = settings.accuracy_level, [], 0.0
     while True:
         potential, info = build_potential(positions, charges, ranks=settings.ranks, hooi_sweeps=settings.hooi_sweeps,
@@ -122,7 +151,7 @@ def run_potential(structure_path, output, settings: PotentialSettings) -> dict:
         repairs.append({"accuracy_level": level, "max_rel_error": check["max_rel_error"]})
         if len(repairs) > MAX_REPAIRS:
             raise ValueError(
-                f"{structure_path}: the potential misses the tolerance {settings.tolerance:g} even at accuracy level "
+                f"{source}: the potential misses the tolerance {settings.tolerance:g} even at accuracy level "
                 f"{level} (self-check errors by level: "
                 + ", ".join(f"{r['accuracy_level']}: {r['max_rel_error']:.2e}" for r in repairs)
                 + "); ask for a looser tolerance or set alpha/cutoff/degree by hand")
@@ -132,9 +161,9 @@ def run_potential(structure_path, output, settings: PotentialSettings) -> dict:
     check = {**check, "accuracy_level": int(level), "repairs": json.dumps(repairs)}
     if repairs:
         timings["failed_builds"] = spent
-    write_potential(potential, (total, short, long), check, structure, settings, timings, output=output,
-                    input_file=structure_path)
-    return check
+    return potential, (total, short, long), check, timings
+
+
 def run_potential_chunk(structure_path, output, settings: PotentialSettings, *, chunk: int, chunks: int) -> None:
     """Scatter step: long-range coefficients of atom chunk ``chunk`` of ``chunks`` and their long range at every atom."""
     if chunks < 1:

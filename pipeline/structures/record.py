@@ -128,6 +128,10 @@ def load_structure(path: str | os.PathLike) -> Structure:
     attrs = dict(dataset.attrs)
     if isinstance(attrs.get("dropped"), str):
         attrs["dropped"] = json.loads(attrs["dropped"])
+    if "box" in attrs:
+        # netCDF keeps an empty list as the JSON text "[]" and six numbers as an array
+        box = json.loads(attrs["box"]) if isinstance(attrs["box"], str) else np.atleast_1d(attrs["box"]).tolist()
+        attrs["box"] = [float(v) for v in box]
     return Structure(
         positions=np.asarray(dataset["positions"].values, dtype=np.float64),
         charges=np.asarray(dataset["charge"].values, dtype=np.float64),
