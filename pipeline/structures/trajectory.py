@@ -151,6 +151,21 @@ class Trajectory:
                              f"{self.topology_path.name}: {message}") from exc
         self.n_atoms = len(self.universe.atoms)
         self.format = traj_fmt
+        self._check_complete()
+
+    def _check_complete(self) -> None:
+        """Raise when the file ends inside a frame (readers count only whole frames, or fail late)."""
+        reader = self.universe.trajectory
+        dcd = getattr(reader, "_file", None)
+        sizes = [getattr(dcd, name, None) for name in ("_header_size", "_firstframesize", "_framesize")]
+        if self.format == "DCD" and all(isinstance(v, int) for v in sizes) and self.n_frames > 0:
+            expected = sizes[0] + sizes[1] + (self.n_frames - 1) * sizes[2]
+            actual = self.trajectory_path.stat().st_size
+            if actual != expected:
+                raise ValueError(f"{self.trajectory_path}: frame {self.n_frames}: the file ends inside this frame "
+                                 f"({actual - expected} of {sizes[2]} bytes); the file may be truncated or damaged")
+        if self.n_frames > 0:
+            next(self.frames(np.array([self.n_frames - 1])))  # a truncated last frame fails here, naming it
 
     def __enter__(self) -> "Trajectory":
         return self

@@ -1,0 +1,188 @@
+"""potential-frames: per-frame builds equal single-structure runs bitwise, blocks gather to the one-job file,
+frame values agree with direct summation, and bad trajectories fail in one line with nothing written."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("MDAnalysisTests")
+
+from pipeline.electrostatics.frames import run_potential_frames, run_potential_frames_gather  # noqa: E402
+from pipeline.electrostatics.settings import PotentialSettings  # noqa: E402
+from pipeline.electrostatics.stage import run_potential  # noqa: E402
+from pipeline.storage import read_netcdf  # noqa: E402
+from pipeline.structures.ingest import ingest  # noqa: E402
+from pipeline.structures.record import structure_to_dataset  # noqa: E402
+from pipeline.storage import write_netcdf  # noqa: E402
+from pipeline.structures.trajectory import FrameSelection, Trajectory, block_indices  # noqa: E402
+
+#: Loose tolerance and a small self-check sample keep each frame well under a second.
+SETTINGS = PotentialSettings(tolerance=1e-4, self_check=200)
+DCD = "mdanalysistests:DCD"
+
+
+@pytest.fixture(scope="module")
+def adk_record(tmp_path_factory):
+    """The PSF + DCD adk record (3341 atoms, charges from the PSF, frame 0 coordinates)."""
+    path = tmp_path_factory.mktemp("frames") / "adk_psf.nc"
+    write_netcdf(structure_to_dataset(ingest("mdanalysistests:PSF", coordinates=DCD, structure_id="adk_psf")), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def frames_file(adk_record, tmp_path_factory):
+    """Frames 2, 4, 6, 8 of the DCD in one job."""
+    out = tmp_path_factory.mktemp("frames") / "all.nc"
+    run_potential_frames(adk_record, DCD, out, SETTINGS, frames=FrameSelection(2, 10, 2))
+    return read_netcdf(out)
+
+
+def _frame_positions(index: int) -> np.ndarray:
+    with Trajectory("mdanalysistests:PSF", DCD) as traj:
+        return next(traj.frames(np.array([index]))).positions
+
+
+def test_frame_equals_single_structure_run_bitwise(adk_record, frames_file, tmp_path):
+    """Frame 6 of the frames file = `potential` on a record holding frame 6's float64 positions."""
+    from pipeline.structures.record import load_structure
+
+    structure = load_structure(adk_record)
+    frame = dataclasses.replace(structure, positions=_frame_positions(6))
+    record = tmp_path / "frame6.nc"
+    write_netcdf(structure_to_dataset(frame), record)
+    single = tmp_path / "frame6_potential.nc"
+    run_potential(record, single, SETTINGS)
+    reference = read_netcdf(single)
+    row = frames_file["potential"].sel(frame=6).values
+    assert np.array_equal(row, reference["potential"].values)
+    assert frames_file["energy"].sel(frame=6).item() == reference["energy"].item()
+    assert frames_file["alpha"].sel(frame=6).item() == reference.attrs["alpha"]
+
+
+def test_frame_values_match_direct_summation(adk_record, frames_file):
+    """Frame 8 against a plain double loop over pairs (no split), within the requested tolerance."""
+    from pipeline.structures.record import load_structure
+
+    q = load_structure(adk_record).charges
+    x = _frame_positions(8)
+    direct = np.empty(len(q))
+    for start in range(0, len(q), 500):
+        d = np.linalg.norm(x[start:start + 500, None, :] - x[None, :, :], axis=-1)
+        np.fill_diagonal(d[:, start:start + 500], np.inf)
+        direct[start:start + 500] = (q / d).sum(axis=1)
+    error = np.max(np.abs(frames_file["potential"].sel(frame=8).values - direct)) / np.max(np.abs(direct))
+    assert error < SETTINGS.tolerance
+    energy = 0.5 * np.dot(q, direct)
+    assert abs(frames_file["energy"].sel(frame=8).item() - energy) < 1e-4 * abs(energy)
+
+
+def test_frames_file_layout_and_statistics(frames_file):
+    ds = frames_file
+    assert ds["frame"].values.tolist() == [2, 4, 6, 8]
+    assert ds["time"].attrs["units"] == "ps"
+    # the DCD stores 1 ps between frames (MDAnalysis' AKMA conversion leaves ~1e-7 ps rounding)
+    assert np.allclose(ds["time"].values, [3.0, 5.0, 7.0, 9.0], atol=1e-5)
+    for name, var in ds.variables.items():
+        assert "units" in var.attrs and "long_name" in var.attrs, name
+    assert np.all(np.isnan(ds["box"].values))  # adk in vacuum: no box
+    potential = ds["potential"].values
+    assert np.array_equal(ds["potential_mean"].values, potential.mean(axis=0))
+    assert np.allclose(ds["potential_std"].values, np.sqrt(((potential - potential.mean(0)) ** 2).mean(0)), rtol=1e-12)
+    # residue potential = mean over the residue's atoms; residue 0 of adk is MET 1
+    members = ds["atom_residue"].values == 0
+    assert ds["residue_name"].values[0] == "MET" and int(ds["residue_id"].values[0]) == 1
+    assert np.allclose(ds["residue_potential"].values[:, 0], potential[:, members].mean(axis=1), rtol=1e-13)
+    assert ds.sizes["residue"] == 214
+    assert np.all(ds["self_check_max_rel_error"].values < SETTINGS.tolerance)
+
+
+def test_blocks_gather_to_the_one_job_file_bitwise(adk_record, frames_file, tmp_path):
+    blocks = [tmp_path / f"block_{k}.nc" for k in range(3)]
+    for k in (2, 0, 1):  # any order
+        run_potential_frames(adk_record, DCD, blocks[k], SETTINGS, frames=FrameSelection(2, 10, 2), block=k, blocks=3)
+    assert [read_netcdf(b).sizes["frame"] for b in blocks] == [2, 1, 1]
+    out = tmp_path / "gathered.nc"
+    run_potential_frames_gather(list(reversed(blocks)), out)
+    gathered = read_netcdf(out)
+    assert gathered["frame"].values.tolist() == [2, 4, 6, 8]
+    for name in ("potential", "energy", "potential_mean", "potential_std", "residue_potential_mean",
+                 "residue_potential_std", "self_check_max_rel_error", "alpha", "ranks"):
+        assert np.array_equal(gathered[name].values, frames_file[name].values), name
+    assert np.array_equal(gathered["time"].values, frames_file["time"].values)
+
+    with pytest.raises(ValueError, match=r"frame 6 of mdanalysistests:DCD is in none of the 2 block files"):
+        run_potential_frames_gather([blocks[0], blocks[2]], tmp_path / "missing.nc")
+    copy = tmp_path / "copy_of_block_1.nc"
+    shutil.copy(blocks[1], copy)
+    with pytest.raises(ValueError, match=r"copy_of_block_1.nc: frame 6 is also in .*block_1.nc \(duplicate frame\)"):
+        run_potential_frames_gather([*blocks, copy], tmp_path / "duplicate.nc")
+    assert not (tmp_path / "missing.nc").exists() and not (tmp_path / "duplicate.nc").exists()
+
+
+def test_frame_selection_and_blocks():
+    assert FrameSelection.parse("2:10:2").indices(98).tolist() == [2, 4, 6, 8]
+    assert FrameSelection.parse("::40").indices(98).tolist() == [0, 40, 80]
+    assert FrameSelection.parse("95:").indices(98).tolist() == [95, 96, 97]
+    assert [b.tolist() for b in (block_indices(np.arange(7), k, 3) for k in range(3))] == [[0, 1, 2], [3, 4], [5, 6]]
+    for text, message in (("0:10:0", "step must be > 0"), ("::-1", "step must be > 0"), ("-1:5", "start must be ≥ 0"),
+                          ("5:5", "stop must be > start"), ("a:b", "expected integers")):
+        with pytest.raises(ValueError, match=message):
+            FrameSelection.parse(text)
+    with pytest.raises(ValueError, match=r"traj.dcd: frames stop 99 is out of range: the trajectory has 98 frames"):
+        FrameSelection(0, 99).indices(98, source="traj.dcd")
+    with pytest.raises(ValueError, match=r"frames start 98 is out of range"):
+        FrameSelection(98).indices(98)
+    with pytest.raises(ValueError, match=r"--blocks 5 is more than the 4 selected frames"):
+        block_indices(np.arange(4), 0, 5)
+
+
+def test_atom_count_mismatch_names_the_files(adk_record, tmp_path):
+    out = tmp_path / "out.nc"
+    # the solvated adk trajectory (47681 atoms) with the vacuum adk topology (3341)
+    with pytest.raises(ValueError, match=r"adk_oplsaa.xtc: cannot be read as XTC with topology adk.psf"):
+        run_potential_frames(adk_record, "mdanalysistests:XTC", out, SETTINGS, topology="mdanalysistests:PSF")
+    with pytest.raises(ValueError, match=r"adk_oplsaa.xtc: trajectory \(with topology adk_oplsaa.tpr\) has 47681 atoms "
+                                         r"but the structure record .*adk_psf.nc has 3341"):
+        run_potential_frames(adk_record, "mdanalysistests:XTC", out, SETTINGS, topology="mdanalysistests:TPR")
+    with pytest.raises(ValueError, match=r"adk_dims.dcd: frames stop 200 is out of range: the trajectory has 98 frames"):
+        run_potential_frames(adk_record, DCD, out, SETTINGS, frames=FrameSelection(0, 200))
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name, topology", [("DCD", "mdanalysistests:PSF"), ("XTC", "mdanalysistests:TPR")])
+def test_truncated_trajectory_names_the_frame_and_writes_nothing(adk_record, tmp_path, name, topology):
+    from MDAnalysisTests import datafiles
+
+    data = open(getattr(datafiles, name), "rb").read()
+    truncated = tmp_path / f"truncated.{name.lower()}"
+    truncated.write_bytes(data[: len(data) * 3 // 4])  # ends inside a frame three quarters in
+    out = tmp_path / "out.nc"
+    expected = {"DCD": r"truncated.dcd: frame 73: the file ends inside this frame",
+                "XTC": r"truncated.xtc: frame 7: cannot be read .*truncated or damaged"}[name]
+    with pytest.raises(ValueError, match=expected):
+        run_potential_frames(adk_record, truncated, out, SETTINGS, topology=topology, frames=FrameSelection(0, 2))
+    assert not out.exists() and not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".out.nc*"))
+
+
+def test_cli_one_line_error_and_light_help(adk_record, tmp_path):
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    out = tmp_path / "out.nc"
+    result = subprocess.run([sys.executable, "-m", "pipeline", "potential-frames", str(adk_record), "--trajectory", DCD,
+                             "--frames", "0:10:0", "-o", str(out)], capture_output=True, text=True, env=env)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == "error: frames: step must be > 0, got 0"
+    assert not out.exists()
+    code = ("import sys, pipeline.cli.potential_frames, pipeline.cli.potential_frames_gather; "
+            "print([m for m in ('numpy', 'MDAnalysis', 'xarray', 'scipy', 'numba') if m in sys.modules])")
+    heavy = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    assert heavy.strip() == "[]"
+    help_text = subprocess.run([sys.executable, "-m", "pipeline", "potential-frames", "--help"], capture_output=True,
+                               text=True, env=env, check=True).stdout
+    assert "--trajectory" in help_text and "--ionic-strength" in help_text and "Examples:" in help_text
