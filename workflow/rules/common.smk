@@ -160,3 +160,64 @@ def descriptors_args():
         f"--lmax {d['lmax']} --cutoff {d['cutoff']} --n-radial {d['n_radial']} "
         f"--sphere-radius {d['sphere_radius']}"
     )
+
+
+# Trajectories: structures with a `trajectory` get the potential of every selected frame
+# (workflow/rules/frames.smk), in blocks of `frames.frames_per_job` frames.
+
+TRAJECTORY_IDS = sorted(sid for sid, spec in STRUCTURES.items() if spec.get("trajectory"))
+
+
+def frame_selection(structure):
+    """(start, stop, step) of a trajectory structure; stop None means the end of the trajectory."""
+    frames = STRUCTURES[structure].get("frames", {})
+    return frames.get("start", 0), frames.get("stop"), frames.get("step", 1)
+
+
+def frame_blocks(structure):
+    """Number of frame blocks (jobs) of a trajectory structure; reads the trajectory length only when `stop` is null."""
+    spec = STRUCTURES[structure]
+    per_job = spec.get("frames", {}).get("frames_per_job", 0)
+    if not per_job:
+        return 1
+    start, stop, step = frame_selection(structure)
+    if stop is None:
+        from pipeline.structures.trajectory import count_frames
+
+        stop = count_frames(spec["source"], spec["trajectory"], trajectory_format=spec.get("trajectory_format"))
+    selected = len(range(start, stop, step))
+    if selected == 0:
+        raise ValueError(f"config: structures.{structure}.frames selects no frame ({start}:{stop}:{step})")
+    return -(-selected // per_job)
+
+
+def frames_args(wildcards):
+    """Options of `pipeline potential-frames` for one trajectory structure (without --block/--blocks)."""
+    spec = STRUCTURES[wildcards.structure]
+    start, stop, step = frame_selection(wildcards.structure)
+    args = [f"--trajectory {spec['trajectory']}", f"--topology {spec['source']}",
+            f"--frames {start}:{'' if stop is None else stop}:{step}"]
+    if spec.get("trajectory_format"):
+        args.append(f"--trajectory-format {spec['trajectory_format']}")
+    self_check = spec.get("frames", {}).get("self_check")
+    options = potential_args()
+    if self_check is not None:
+        options = re.sub(r"--self-check \d+", f"--self-check {self_check}", options)
+    return " ".join(args) + " " + options
+
+
+FRAME_BLOCKS = {sid: frame_blocks(sid) for sid in TRAJECTORY_IDS}
+
+
+def frame_block_files(wildcards):
+    """Block files of one trajectory structure, in block order."""
+    return expand(
+        result("frames/blocks/{structure}/block_{block}.nc"),
+        structure=wildcards.structure,
+        block=range(FRAME_BLOCKS[wildcards.structure]),
+    )
+
+
+def frames_files():
+    """The frames file of every trajectory structure."""
+    return expand(result("frames/{structure}.nc"), structure=TRAJECTORY_IDS)

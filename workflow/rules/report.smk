@@ -2,6 +2,8 @@
 
 #: Figures written by `pipeline report` (one caption each in workflow/report/fig_<name>.rst).
 REPORT_FIGURES = ["runtime_vs_lmax", "error_vs_tolerance", "ranks_vs_atoms", "runtime_vs_atoms"]
+#: Trajectory figures (pipeline.reports.frames_figures), written also when the study has no trajectory.
+REPORT_FIGURES += ["energy_vs_time", "frame_runtime", "residue_potential"]
 
 
 rule study_config:
@@ -26,6 +28,7 @@ rule report:
         accuracy=accuracy_files(),
         tensor_products=result("tensor_products.nc"),
         descriptors=expand(result("descriptors/{structure}.nc"), structure=descriptor_ids()),
+        frames=frames_files(),
     output:
         report=result("report.nc"),
         figures=[
@@ -52,5 +55,5 @@ rule report:
     shell:
         "python -m pipeline report --config {input.config:q} --structures {input.structures:q} "
         "--potentials {input.potentials:q} {input.accuracy:q} --tensor-products {input.tensor_products:q} "
-        "--descriptors {input.descriptors:q} --benchmarks {params.benchmarks:q} "
+        "--descriptors {input.descriptors:q} --frames {input.frames:q} --benchmarks {params.benchmarks:q} "
         "-o {output.report:q} --figures-dir {params.figures_dir:q} > {log:q} 2>&1"
