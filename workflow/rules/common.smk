@@ -162,6 +162,34 @@ def descriptors_args():
     )
 
 
+# Structure sets: one structure per file of each `structure_sets` glob. A member whose ingest ran
+# and failed (no record, an ingest log newer than its file) is left out of the study; the report
+# lists it as missing with the log's error line.
+
+from pipeline.structures.sets import expand_structure_sets, failed_members
+
+SET_MEMBERS = expand_structure_sets(config.get("structure_sets", {}), config["structures"])
+FAILED_SET_MEMBERS = failed_members(
+    SET_MEMBERS,
+    record_path=lambda sid: result(f"structures/{sid}.nc"),
+    log_path=lambda sid: log_path("ingest", sid),
+)
+EXPECTED_IDS = sorted({**config["structures"], **SET_MEMBERS})
+STRUCTURES = {
+    **config["structures"],
+    **{sid: spec for sid, spec in SET_MEMBERS.items() if sid not in FAILED_SET_MEMBERS},
+}
+SOURCE_IDS = sorted(sid for sid, spec in STRUCTURES.items() if "source" in spec)
+
+
+def missing_args():
+    """Options of `pipeline report` naming the expected structures and the failure logs of the missing ones."""
+    if not SET_MEMBERS:
+        return ""
+    logs = " ".join(log_path("ingest", sid) for sid in sorted(FAILED_SET_MEMBERS))
+    return f"--expected-structures {' '.join(EXPECTED_IDS)}" + (f" --failures {logs}" if logs else "")
+
+
 # Trajectories: structures with a `trajectory` get the potential of every selected frame
 # (workflow/rules/frames.smk), in blocks of `frames.frames_per_job` frames.
 

@@ -42,6 +42,7 @@ rule report:
         ],
     params:
         benchmarks=result("benchmarks"),
+        missing=missing_args(),
         figures_dir=lambda wildcards, output: os.path.dirname(output.figures[0]),
     log:
         log_path("report", "report"),
@@ -55,5 +56,5 @@ rule report:
     shell:
         "python -m pipeline report --config {input.config:q} --structures {input.structures:q} "
         "--potentials {input.potentials:q} {input.accuracy:q} --tensor-products {input.tensor_products:q} "
-        "--descriptors {input.descriptors:q} --frames {input.frames:q} --benchmarks {params.benchmarks:q} "
+        "--descriptors {input.descriptors:q} --frames {input.frames:q} {params.missing} --benchmarks {params.benchmarks:q} "
         "-o {output.report:q} --figures-dir {params.figures_dir:q} > {log:q} 2>&1"
