@@ -95,8 +95,8 @@ def run_potential_frames(structure_path, trajectory, output, settings: Potential
             t0 = time.perf_counter()
             source = f"{traj.trajectory_path}: frame {frame.index}"
             cell = cell_for_box(frame.box, settings, source=source, label="box")
-            potential, (total, _, _), check, timings = build_checked(xp.asarray(frame.positions), charges, cell,
-                                                                      settings, source=source)
+            potential, (total, _, _), check, timings = build_checked(xp.asarray(frame.positions), charges, settings,
+                                                                      cell=cell, source=source)
             total = to_host(total)
             energy = 0.5 * float(np.dot(to_host(potential.charges), total))
             record.add(frame=frame.index, time_ps=frame.time_ps, box=frame.box, potential_e_per_A=total,

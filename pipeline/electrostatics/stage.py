@@ -105,38 +105,23 @@ def _missed(check: dict, settings: PotentialSettings) -> bool:
     return settings.self_check > 0 and bool(check["tolerance_exceeded"])
 
 
-def run_potential(structure_path, output, settings: PotentialSettings) -> dict:
-    """Build the potential of a structure file and write the potential file (``python -m pipeline potential``).
+def build_checked(positions, charges, settings: PotentialSettings, *, cell=None, source: str = "structure"):
+    """Build, evaluate at every atom and self-check, repairing a build that misses the tolerance.
 
-    The build is checked against an independent reference; when it misses the tolerance it is
-    rebuilt with tighter internal tolerances (the next accuracy levels, at most
-    :data:`~.settings.MAX_REPAIRS` times) and the file records what was done
-    (``accuracy_level``, ``repairs``). If no level meets the tolerance: ``ValueError``, nothing written.
-    """
-    structure, positions, charges, cell = load_inputs(structure_path, settings)
-    potential, atom_values, check, timings = build_checked(positions, charges, cell, settings, source=structure_path)
-    write_potential(potential, atom_values, check, structure, settings, timings, output=output,
-                    input_file=structure_path)
-    return check
-
-
-def build_checked(positions, charges, cell, settings: PotentialSettings, *, source) -> tuple:
-    """Build, evaluate at every atom and self-check, rebuilding at tighter levels when the check misses.
+    When the self-check's largest error exceeds ``settings.tolerance`` the potential is rebuilt
+    with tighter internal tolerances (the next accuracy levels, at most
+    :data:`~.settings.MAX_REPAIRS` times); the returned check records the final
+    ``accuracy_level`` and the failed attempts (``repairs``, JSON). If no level meets the
+    tolerance: ``ValueError`` naming ``source`` and the errors per level.
 
     Returns
     -------
     potential : ChebyshevTuckerPotential
-    atom_values : tuple of 3 (n_atoms,) arrays, e/Å
-        Total, short- and long-range potential at every atom (self excluded).
+    atom_values : (total, short, long), each (n_atoms,) e/Å
     check : dict
-        Self-check figures plus ``accuracy_level`` and ``repairs`` (JSON list).
+        Self-check figures (:func:`~.selfcheck.self_check`) plus ``accuracy_level``, ``repairs``.
     timings : dict
-        Seconds per step (``failed_builds``: the builds that were repaired).
-
-    Raises
-    ------
-    ValueError
-        When no accuracy level meets the tolerance (the message names ``source``).
+        Seconds per step of the final build (``failed_builds``: the builds that were repaired).
     """
     level, repairs, spent = settings.accuracy_level, [], 0.0
     while True:
@@ -158,10 +143,24 @@ def build_checked(positions, charges, cell, settings: PotentialSettings, *, sour
         level += 1
         log.warning("self-check error %.2e > tolerance %.1e: rebuilding at accuracy level %d (tighter grid, cutoff, "
                     "degree and Tucker tolerances)", check["max_rel_error"], settings.tolerance, level)
-    check = {**check, "accuracy_level": int(level), "repairs": json.dumps(repairs)}
     if repairs:
         timings["failed_builds"] = spent
+    check = {**check, "accuracy_level": int(level), "repairs": json.dumps(repairs)}
     return potential, (total, short, long), check, timings
+
+
+def run_potential(structure_path, output, settings: PotentialSettings) -> dict:
+    """Build the potential of a structure file and write the potential file (``python -m pipeline potential``).
+
+    See :func:`build_checked` for the self-check and its repairs; nothing is written when the
+    tolerance cannot be met.
+    """
+    structure, positions, charges, cell = load_inputs(structure_path, settings)
+    potential, atom_values, check, timings = build_checked(positions, charges, settings, cell=cell,
+                                                           source=str(structure_path))
+    write_potential(potential, atom_values, check, structure, settings, timings, output=output,
+                    input_file=structure_path)
+    return check
 
 
 def run_potential_chunk(structure_path, output, settings: PotentialSettings, *, chunk: int, chunks: int) -> None:
