@@ -186,3 +186,61 @@ def test_cli_one_line_error_and_light_help(adk_record, tmp_path):
     help_text = subprocess.run([sys.executable, "-m", "pipeline", "potential-frames", "--help"], capture_output=True,
                                text=True, env=env, check=True).stdout
     assert "--trajectory" in help_text and "--ionic-strength" in help_text and "Examples:" in help_text
+
+
+def _rocksalt_trajectory(folder, scales, a=5.64, cells=2):
+    """A PQR topology of a rock-salt block (64 ions, ±1 e) and a DCD whose frames scale it and its cubic box."""
+    import warnings
+
+    import MDAnalysis as mda
+
+    g = np.arange(2 * cells) * (a / 2)
+    pos = np.array([[x, y, z] for x in g for y in g for z in g])
+    q = np.where(np.rint(pos / (a / 2)).astype(int).sum(axis=1) % 2 == 0, 1.0, -1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        u = mda.Universe.empty(len(q), n_residues=len(q), atom_resindex=np.arange(len(q)), trajectory=True)
+        u.add_TopologyAttr("name", ["NA" if c > 0 else "CL" for c in q])
+        u.add_TopologyAttr("resname", ["ION"] * len(q))
+        u.add_TopologyAttr("resid", np.arange(1, len(q) + 1))
+        u.add_TopologyAttr("charges", q)
+        u.add_TopologyAttr("radii", np.ones(len(q)))
+        u.atoms.positions = pos
+        u.atoms.write(str(folder / "nacl.pqr"))
+        with mda.Writer(str(folder / "nacl.dcd"), n_atoms=len(q)) as writer:
+            for s in scales:
+                u.atoms.positions = pos * s
+                u.dimensions = [cells * a * s] * 3 + [90.0] * 3
+                writer.write(u.atoms)
+    return q
+
+
+def test_periodic_frames_use_their_own_box(tmp_path):
+    """Rock salt breathing by ±3%: every frame's periodic potential is ∓M·2/a' with its own lattice constant a'.
+
+    Closed form: the NaCl Madelung constant M = 1.747564594633182 (nearest-neighbour convention), so
+    Φ_i = −q_i M / (a'/2). Using the first frame's box for the others would be off by 2–3%.
+    """
+    scales = (1.0, 1.02, 0.97)
+    q = _rocksalt_trajectory(tmp_path, scales)
+    record = tmp_path / "nacl.nc"
+    write_netcdf(structure_to_dataset(ingest(tmp_path / "nacl.pqr", structure_id="nacl")), record)
+    settings = PotentialSettings(tolerance=1e-6, self_check=64, periodic="auto")
+    out = tmp_path / "frames.nc"
+    run_potential_frames(record, tmp_path / "nacl.dcd", out, settings)
+    ds = read_netcdf(out)
+    assert np.allclose(ds["box"].values[:, 0], [11.28 * s for s in scales], rtol=1e-6)
+    for i, s in enumerate(scales):
+        exact = -1.747564594633182 * q / (5.64 * s / 2)
+        assert np.max(np.abs(ds["potential"].values[i] - exact)) / np.max(np.abs(exact)) < 1e-6
+    # frame 1 = `potential` on a record holding that frame's positions and box
+    from pipeline.structures.record import load_structure
+
+    with Trajectory(tmp_path / "nacl.pqr", tmp_path / "nacl.dcd") as traj:
+        frame = next(traj.frames(np.array([1])))
+    structure = load_structure(record)
+    single = tmp_path / "frame1.nc"
+    write_netcdf(structure_to_dataset(dataclasses.replace(structure, positions=frame.positions,
+                                                          attrs={**structure.attrs, "box": frame.box})), single)
+    run_potential(single, tmp_path / "frame1_potential.nc", settings)
+    assert np.array_equal(read_netcdf(tmp_path / "frame1_potential.nc")["potential"].values, ds["potential"].values[1])
