@@ -50,7 +50,7 @@ def _env() -> dict:
 def _run(args: list[str]) -> tuple[float, int]:
     """Wall seconds and peak RSS (kB) of ``python -m pipeline ARGS`` in a fresh process."""
     t0 = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", RSS_WRAPPER, *args], capture_output=True, text=True, env=_env())
+    done = subprocess.run([sys.executable, "-c", RSS_WRAPPER, *args], capture_output=True, text=True, env=_env(), check=False)
     seconds = time.perf_counter() - t0
     if done.returncode != 0:
         raise RuntimeError(f"pipeline {' '.join(args)} failed: {done.stderr.strip().splitlines()[-1]}")

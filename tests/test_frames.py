@@ -8,20 +8,26 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 pytest.importorskip("MDAnalysisTests")
 
-from pipeline.electrostatics.frames import run_potential_frames, run_potential_frames_gather  # noqa: E402
-from pipeline.electrostatics.settings import PotentialSettings  # noqa: E402
-from pipeline.electrostatics.stage import run_potential  # noqa: E402
-from pipeline.storage import read_netcdf  # noqa: E402
-from pipeline.structures.ingest import ingest  # noqa: E402
-from pipeline.structures.record import structure_to_dataset  # noqa: E402
-from pipeline.storage import write_netcdf  # noqa: E402
-from pipeline.structures.trajectory import FrameSelection, Trajectory, block_indices  # noqa: E402
+from pipeline.electrostatics.frames import (
+    run_potential_frames,
+    run_potential_frames_gather,
+)
+from pipeline.electrostatics.settings import PotentialSettings
+from pipeline.electrostatics.stage import run_potential
+from pipeline.storage import (
+    read_netcdf,
+    write_netcdf,
+)
+from pipeline.structures.ingest import ingest
+from pipeline.structures.record import structure_to_dataset
+from pipeline.structures.trajectory import FrameSelection, Trajectory, block_indices
 
 #: Loose tolerance and a small self-check sample keep each frame well under a second.
 SETTINGS = PotentialSettings(tolerance=1e-4, self_check=200)
@@ -160,7 +166,7 @@ def test_atom_count_mismatch_names_the_files(adk_record, tmp_path):
 def test_truncated_trajectory_names_the_frame_and_writes_nothing(adk_record, tmp_path, name, topology):
     from MDAnalysisTests import datafiles
 
-    data = open(getattr(datafiles, name), "rb").read()
+    data = Path(getattr(datafiles, name)).read_bytes()
     truncated = tmp_path / f"truncated.{name.lower()}"
     truncated.write_bytes(data[: len(data) * 3 // 4])  # ends inside a frame three quarters in
     out = tmp_path / "out.nc"
@@ -175,7 +181,7 @@ def test_cli_one_line_error_and_light_help(adk_record, tmp_path):
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     out = tmp_path / "out.nc"
     result = subprocess.run([sys.executable, "-m", "pipeline", "potential-frames", str(adk_record), "--trajectory", DCD,
-                             "--frames", "0:10:0", "-o", str(out)], capture_output=True, text=True, env=env)
+                             "--frames", "0:10:0", "-o", str(out)], capture_output=True, text=True, env=env, check=False)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == "error: frames: step must be > 0, got 0"
     assert not out.exists()

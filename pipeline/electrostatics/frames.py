@@ -22,12 +22,21 @@ import time
 import numpy as np
 
 from pipeline.backend import to_host, xp_for_device
-from pipeline.electrostatics.frame_series import FrameRecorder, frames_to_dataset, gather_blocks
+from pipeline.electrostatics.frame_series import (
+    FrameRecorder,
+    frames_to_dataset,
+    gather_blocks,
+)
 from pipeline.electrostatics.settings import PotentialSettings
 from pipeline.electrostatics.stage import build_checked, cell_for_box, medium_attrs
 from pipeline.storage import write_netcdf
 from pipeline.structures.record import load_structure
-from pipeline.structures.trajectory import FrameSelection, Trajectory, block_indices, topology_of
+from pipeline.structures.trajectory import (
+    FrameSelection,
+    Trajectory,
+    block_indices,
+    topology_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +49,7 @@ def charge_fingerprint(charges: np.ndarray) -> str:
 
 
 def run_potential_frames(structure_path, trajectory, output, settings: PotentialSettings, *, topology=None,
-                         trajectory_format: str | None = None, frames: FrameSelection = FrameSelection(),
+                         trajectory_format: str | None = None, frames: FrameSelection | None = None,
                          block: int = 0, blocks: int = 1) -> dict:
     """Potential, energy and self-check of every selected frame of a trajectory, written to ``output``.
 
@@ -57,8 +66,8 @@ def run_potential_frames(structure_path, trajectory, output, settings: Potential
         Topology for the trajectory (default: the record's ``source``).
     trajectory_format : str, optional
         Format of the trajectory (default: from its extension).
-    frames : FrameSelection
-        ``start:stop:step`` of the trajectory.
+    frames : FrameSelection, optional
+        ``start:stop:step`` of the trajectory (default: every frame).
     block, blocks : int
         Run only block ``block`` of ``blocks`` contiguous parts of the selection.
 
@@ -73,6 +82,7 @@ def run_potential_frames(structure_path, trajectory, output, settings: Potential
         Atom counts of record and trajectory differ, frames out of range, an unreadable frame,
         or a frame whose build misses the tolerance: nothing is written.
     """
+    frames = FrameSelection() if frames is None else frames
     structure = load_structure(structure_path)
     if structure.n_atoms == 0:
         raise ValueError(f"{structure_path}: the structure is empty (0 atoms)")

@@ -18,10 +18,16 @@ import os
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Self
 
 import numpy as np
 
-from pipeline.structures.readers import COORDINATE_FORMATS, STRUCTURE_FORMATS, detect_format, resolve_source
+from pipeline.structures.readers import (
+    COORDINATE_FORMATS,
+    STRUCTURE_FORMATS,
+    detect_format,
+    resolve_source,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +59,7 @@ class FrameSelection:
             raise ValueError(f"frames: stop must be > start ({self.start}), got {self.stop!r}")
 
     @classmethod
-    def parse(cls, text: str) -> "FrameSelection":
+    def parse(cls, text: str) -> FrameSelection:
         """Selection from ``"START:STOP:STEP"`` (each part may be empty: ``"::10"``, ``"5:"``)."""
         parts = str(text).split(":")
         if len(parts) > 3:
@@ -167,7 +173,7 @@ class Trajectory:
         if self.n_frames > 0:
             next(self.frames(np.array([self.n_frames - 1])))  # a truncated last frame fails here, naming it
 
-    def __enter__(self) -> "Trajectory":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -237,6 +237,12 @@ def frames_args(wildcards):
 FRAME_BLOCKS = {sid: frame_blocks(sid) for sid in TRAJECTORY_IDS}
 
 
+def frames_threads(wildcards):
+    """Threads of a frames job: `frames.threads` of the structure, else `potential.threads`."""
+    threads = STRUCTURES[wildcards.structure].get("frames", {}).get("threads")
+    return POTENTIAL["threads"] if threads is None else threads
+
+
 def frame_block_files(wildcards):
     """Block files of one trajectory structure, in block order."""
     return expand(

@@ -20,7 +20,7 @@ rule potential_frames:
         benchmark_path("potential_frames")
     conda:
         "../../envs/gpu.yaml" if POTENTIAL["device"] == "cuda" else "../../envs/pipeline.yaml"
-    threads: POTENTIAL["threads"]
+    threads: frames_threads
     resources:
         mem_mb=lambda wildcards, attempt: POTENTIAL["mem_mb"] * attempt,
         runtime=240,
