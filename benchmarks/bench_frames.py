@@ -127,7 +127,7 @@ def memory_case(work: Path, record: Path, n_frames: int, block_frames: int, whic
         out = read_netcdf(work / f"block_{block}.nc")
         rows.append({"block": block, "blocks": blocks, "frames": int(out.sizes["frame"]),
                      "first_frame": int(out["frame"].values[0]), "peak_rss_MB": rss / 1024, "wall_seconds": seconds,
-                     "loop_frames_per_s": float(out.attrs["frames_per_s"]),
+                     "loop_frames_per_s": float(out.attrs["speed_frames_per_s"]),
                      "median_frame_seconds": float(np.median(out["runtime"].values))})
         log.info("block %d/%d: %s", block, blocks, rows[-1])
     return {"trajectory_frames": n_frames, "trajectory_MB": traj.stat().st_size / 1e6, "block_frames": block_frames,

@@ -232,7 +232,7 @@ def gather_blocks(paths: list[str | os.PathLike]) -> xr.Dataset:
     gathered.attrs["block_files"] = json.dumps([str(p) for p, _ in ordered])
     seconds = float(sum(float(b.attrs.get("loop_seconds", np.nan)) for _, b in ordered))
     gathered.attrs["loop_seconds"] = seconds  # summed over the block jobs
-    gathered.attrs["frames_per_s"] = len(owner) / seconds if seconds > 0 else float("nan")
+    gathered.attrs["speed_frames_per_s"] = len(owner) / seconds if seconds > 0 else float("nan")
     for name in gathered.variables:
         holder = next((b for _, b in ordered if name in b.variables), None)
         if holder is not None:

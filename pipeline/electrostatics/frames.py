@@ -125,12 +125,12 @@ def run_potential_frames(structure_path, trajectory, output, settings: Potential
             n_frames_selected=int(selected.size), block=int(block), blocks=int(blocks),
             settings=json.dumps(settings.to_dict(), sort_keys=True), tolerance=float(settings.tolerance),
             charge_fingerprint=charge_fingerprint(structure.charges), n_atoms=int(structure.n_atoms),
-            loop_seconds=seconds, frames_per_s=len(indices) / seconds if seconds > 0 else float("nan"),
+            loop_seconds=seconds, speed_frames_per_s=len(indices) / seconds if seconds > 0 else float("nan"),
         )
     dataset = frames_to_dataset(record, structure, attrs=attrs)
     write_netcdf(dataset, output)
-    log.info("wrote %s: %d frames in %.1fs (%.3g frames/s)", output, record.n, seconds, attrs["frames_per_s"])
-    return {"frames": record.n, "seconds": seconds, "frames_per_s": attrs["frames_per_s"]}
+    log.info("wrote %s: %d frames in %.1fs (%.3g frames/s)", output, record.n, seconds, attrs["speed_frames_per_s"])
+    return {"frames": record.n, "seconds": seconds, "frames_per_s": attrs["speed_frames_per_s"]}
 
 
 def run_potential_frames_gather(block_files, output) -> dict:

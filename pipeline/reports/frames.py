@@ -9,7 +9,7 @@ variable                          dims                         units           m
 trajectory_n_frames               (trajectory,)                1               frames computed
 trajectory_n_atoms                (trajectory,)                1               atoms per frame
 trajectory_energy_mean/std        (trajectory,)                e^2/angstrom    energy over frames (std ddof 0)
-trajectory_frames_per_s           (trajectory,)                1/s             frames / summed job loop time
+trajectory_speed                  (trajectory,)                1/s             frames / summed job loop time
 trajectory_time                   (trajectory, traj_frame)     ps              time of each frame (NaN padding)
 trajectory_energy                 (trajectory, traj_frame)     e^2/angstrom    energy of each frame
 trajectory_runtime                (trajectory, traj_frame)     s               wall time of each frame
@@ -64,7 +64,7 @@ def frames_report(paths: Sequence[str | os.PathLike]) -> xr.Dataset:
         n_atoms.append(int(ds.sizes["atom"]))
         e_mean.append(float(energy.mean()))
         e_std.append(float(energy.std()))
-        speed.append(float(ds.attrs.get("frames_per_s", np.nan)))
+        speed.append(float(ds.attrs.get("speed_frames_per_s", np.nan)))
         times.append(np.asarray(ds["time"].values, dtype=np.float64))
         energies.append(energy)
         runtimes.append(np.asarray(ds["runtime"].values, dtype=np.float64))
@@ -78,7 +78,7 @@ def frames_report(paths: Sequence[str | os.PathLike]) -> xr.Dataset:
         "trajectory_n_atoms": (("trajectory",), np.array(n_atoms, dtype=np.int64), {"units": "1", "long_name": "atoms per frame"}),
         "trajectory_energy_mean": (("trajectory",), np.array(e_mean), {"units": "e^2/angstrom", "long_name": "electrostatic energy, mean over frames"}),
         "trajectory_energy_std": (("trajectory",), np.array(e_std), {"units": "e^2/angstrom", "long_name": "electrostatic energy, standard deviation over frames (ddof 0)"}),
-        "trajectory_frames_per_s": (("trajectory",), np.array(speed), {"units": "1/s", "long_name": "frames per second of the potential-frames jobs (summed loop time)"}),
+        "trajectory_speed": (("trajectory",), np.array(speed), {"units": "1/s", "long_name": "frames per second of the potential-frames jobs (summed loop time)"}),
         "trajectory_time": (per_frame, _padded(times, np.nan, np.float64), {"units": "ps", "long_name": "simulation time of the frame"}),
         "trajectory_energy": (per_frame, _padded(energies, np.nan, np.float64), {"units": "e^2/angstrom", "long_name": "electrostatic energy of the frame"}),
         "trajectory_runtime": (per_frame, _padded(runtimes, np.nan, np.float64), {"units": "s", "long_name": "wall time of the frame's build, atom values and self-check"}),

@@ -191,7 +191,7 @@ def trajectories_table(report: xr.Dataset) -> str:
     rows = [
         [sid, report["trajectory_n_frames"].values[i], report["trajectory_n_atoms"].values[i],
          float(report["trajectory_energy_mean"].values[i]), float(report["trajectory_energy_std"].values[i]),
-         float(report["trajectory_frames_per_s"].values[i])]
+         float(report["trajectory_speed"].values[i])]
         for i, sid in enumerate(report["trajectory"].values)
     ]
     headers = ["trajectory", "frames", "atoms", "energy mean (e^2/A)", "energy std (e^2/A)", "frames/s"]

@@ -231,7 +231,7 @@ def frames_args(wildcards):
     options = potential_args()
     if self_check is not None:
         options = re.sub(r"--self-check \d+", f"--self-check {self_check}", options)
-    return " ".join(args) + " " + options
+    return f"{' '.join(args)} {options}"
 
 
 FRAME_BLOCKS = {sid: frame_blocks(sid) for sid in TRAJECTORY_IDS}
