@@ -250,3 +250,40 @@ def test_periodic_frames_use_their_own_box(tmp_path):
                                                           attrs={**structure.attrs, "box": frame.box})), single)
     run_potential(single, tmp_path / "frame1_potential.nc", settings)
     assert np.array_equal(read_netcdf(tmp_path / "frame1_potential.nc")["potential"].values, ds["potential"].values[1])
+
+
+def test_descriptors_of_a_frame_equal_the_descriptors_stage(adk_record, tmp_path):
+    """descriptors-frames on frame 30 = `potential` + `descriptors` on a record holding frame 30 (same numbers)."""
+    from pipeline.cli import main
+    from pipeline.structures.record import load_structure
+
+    out = tmp_path / "descriptors_frames.nc"
+    common = ["--tolerance", "1e-4", "--self-check", "200"]
+    assert main(["descriptors-frames", str(adk_record), "--trajectory", DCD, "--frames", "30:31", "--lmax", "1",
+                 "--n-radial", "2", "--validation-atoms", "16", "-o", str(out), *common]) == 0
+    frames = read_netcdf(out)
+    assert frames["frame"].values.tolist() == [30] and frames["time"].attrs["units"] == "ps"
+    structure = load_structure(adk_record)
+    record = tmp_path / "frame30.nc"
+    write_netcdf(structure_to_dataset(dataclasses.replace(structure, positions=_frame_positions(30))), record)
+    assert main(["potential", str(record), "-o", str(tmp_path / "p30.nc"), *common]) == 0
+    assert main(["descriptors", str(record), "--potential", str(tmp_path / "p30.nc"), "--lmax", "1", "--n-radial", "2",
+                 "--validation-atoms", "16", "-o", str(tmp_path / "d30.nc")]) == 0
+    single = read_netcdf(tmp_path / "d30.nc")
+    for name in ("density", "potential_expansion", "product"):
+        np.testing.assert_array_equal(frames[name].values[0], single[name].values, err_msg=name)
+    from pipeline.reports.frames import frames_report
+    from pipeline.reports.tables import trajectories_table
+
+    potential_frames = tmp_path / "potential_frames.nc"
+    run_potential_frames(adk_record, DCD, potential_frames, SETTINGS, frames=FrameSelection(30, 32))
+    report = frames_report([potential_frames], [out])
+    assert report["trajectory_descriptor_frames"].values.tolist() == [1]
+    assert report["trajectory_descriptor_equivariance_error"].values[0] == np.nanmax(frames["equivariance_error"].values)
+    assert report["trajectory_n_frames"].values.tolist() == [2]
+    assert "descriptor frames" in trajectories_table(report)
+    with pytest.raises(ValueError, match=r"--sphere-radius 4 Å is larger than --padding 3 Å"):
+        from pipeline.descriptors.compute import DescriptorParameters
+        from pipeline.descriptors.frames import run_descriptors_frames
+
+        run_descriptors_frames(adk_record, DCD, tmp_path / "x.nc", SETTINGS, DescriptorParameters(sphere_radius_A=4.0))

@@ -46,3 +46,21 @@ def test_finished_blocks_are_kept_and_not_rerun(tmp_path):
         assert ds["frame"].values.tolist() == [0, 2, 4, 6]
         assert np.all(np.isfinite(ds["potential"].values))
         assert int(ds.attrs["blocks"]) == 2
+
+
+def test_descriptor_frames_are_scheduled_from_the_config(tmp_path):
+    """`descriptors.frames` adds one descriptors-frames job per listed trajectory, read by the report (dry run)."""
+    shutil.copytree(REPO / ".test" / "config", tmp_path / "config")
+    config = tmp_path / "config" / "config.yaml"
+    config.write_text(config.read_text() + "  frames: {structures: [adk_dcd], start: 0, stop: 8, step: 4}\n")
+    completed = _snakemake(tmp_path, "-n", "-p")
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    commands = [line for line in completed.stdout.splitlines() if "python -m pipeline" in line]
+    job = next(line for line in commands if "descriptors-frames" in line)
+    assert "--trajectory mdanalysistests:DCD --topology mdanalysistests:PSF --frames 0:8:4 --lmax 1" in job
+    report = next(line for line in commands if "pipeline report" in line)
+    assert "--descriptors-frames results/descriptors/frames/adk_dcd.nc" in report
+    config.write_text(config.read_text().replace("structures: [adk_dcd], start", "structures: [adk_pqr], start"))
+    completed = _snakemake(tmp_path, "-n")
+    assert completed.returncode != 0
+    assert "descriptors.frames.structures names structure(s) without a trajectory: adk_pqr" in completed.stdout + completed.stderr

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pipeline import __version__
 
 #: Stage modules of :mod:`pipeline.cli`, in the order their subcommands are listed.
-STAGE_MODULES = ("ingest", "lattice", "potential", "potential_chunk", "potential_gather", "potential_frames", "potential_frames_gather", "evaluate", "tensor_products", "descriptors", "report", "summary")
+STAGE_MODULES = ("ingest", "lattice", "potential", "potential_chunk", "potential_gather", "potential_frames", "potential_frames_gather", "evaluate", "tensor_products", "descriptors", "descriptors_frames", "report", "summary")
 
 log = logging.getLogger("pipeline")
 

@@ -62,6 +62,8 @@ def _command(args: argparse.Namespace) -> str:
         words += ["--descriptors", *args.descriptors]
     if args.frames:
         words += ["--frames", *args.frames]
+    if args.descriptors_frames:
+        words += ["--descriptors-frames", *args.descriptors_frames]
     if args.expected_structures:
         words += ["--expected-structures", *args.expected_structures]
     for flag, value in (("--benchmarks", args.benchmarks), ("--config", args.config)):
@@ -104,7 +106,7 @@ def _with_frames_and_missing(report, args: argparse.Namespace):
 
     from pipeline.reports.frames import frames_report, missing_report
 
-    parts = [report, frames_report(args.frames)]
+    parts = [report, frames_report(args.frames, args.descriptors_frames)]
     if args.expected_structures:
         reasons = {}
         for path in args.failures or []:
@@ -138,6 +140,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--tensor-products", metavar="TP.nc", help="tensor-product study file")
     parser.add_argument("--descriptors", nargs="*", default=[], metavar="D.nc", help="descriptor files")
     parser.add_argument("--frames", nargs="*", default=[], metavar="F.nc", help="frames files of potential-frames")
+    parser.add_argument("--descriptors-frames", nargs="*", default=[], metavar="DF.nc",
+                        help="descriptor files of trajectory frames (descriptors-frames)")
     parser.add_argument("--expected-structures", nargs="*", default=[], metavar="ID",
                         help="ids the study expects; those without a --structures file are listed as missing")
     parser.add_argument("--failures", nargs="*", default=[], metavar="ID.txt",

@@ -15,6 +15,8 @@ trajectory_energy                 (trajectory, traj_frame)     e^2/angstrom    e
 trajectory_runtime                (trajectory, traj_frame)     s               wall time of each frame
 trajectory_residue_id             (trajectory, traj_residue)   1               residue numbers (-1 padding)
 trajectory_residue_potential_*    (trajectory, traj_residue)   e/angstrom      mean and std over frames
+trajectory_descriptor_frames      (trajectory,)                1               frames with descriptors (descriptors-frames)
+trajectory_descriptor_equiv...    (trajectory,)                1               largest equivariance error over those frames
 ================================  ===========================  ==============  ===============================
 
 :func:`missing_report` lists expected structures without results (``missing_structure`` with
@@ -43,8 +45,12 @@ def _padded(rows: list[np.ndarray], fill, dtype) -> np.ndarray:
     return out
 
 
-def frames_report(paths: Sequence[str | os.PathLike]) -> xr.Dataset:
+def frames_report(paths: Sequence[str | os.PathLike], descriptor_paths: Sequence[str | os.PathLike] = ()) -> xr.Dataset:
     """Per-trajectory time series and statistics of the frames files ``paths`` (module docstring).
+
+    ``descriptor_paths`` (files of ``descriptors-frames``) add ``trajectory_descriptor_frames``
+    (frames with descriptors) and ``trajectory_descriptor_equivariance_error`` (largest over
+    frames and methods) for the trajectories they belong to (NaN/0 for the others).
 
     Raises
     ------
@@ -86,6 +92,19 @@ def frames_report(paths: Sequence[str | os.PathLike]) -> xr.Dataset:
         "trajectory_residue_potential_mean": (per_residue, _padded(res_mean, np.nan, np.float64), {"units": "e/angstrom", "long_name": "residue potential, mean over frames"}),
         "trajectory_residue_potential_std": (per_residue, _padded(res_std, np.nan, np.float64), {"units": "e/angstrom", "long_name": "residue potential, standard deviation over frames"}),
     }
+    n_desc, eq_error = np.zeros(len(ids), dtype=np.int64), np.full(len(ids), np.nan)
+    for path in descriptor_paths:
+        ds = read_netcdf(path)
+        if "equivariance_error" not in ds or "frame" not in ds.dims:
+            raise ValueError(f"{path}: not a descriptors-frames file, missing 'equivariance_error' over 'frame'")
+        sid = str(ds.attrs.get("structure_id", ""))
+        if sid in ids:
+            i = ids.index(sid)
+            n_desc[i] = ds.sizes["frame"]
+            eq_error[i] = float(np.nanmax(ds["equivariance_error"].values))
+    data["trajectory_descriptor_frames"] = (("trajectory",), n_desc, {"units": "1", "long_name": "frames with descriptors"})
+    data["trajectory_descriptor_equivariance_error"] = (("trajectory",), eq_error, {
+        "units": "1", "long_name": "largest relative equivariance error of the product features over frames and methods"})
     coords = {"trajectory": ("trajectory", np.array(ids, dtype=object), {"units": "1", "long_name": "structure id of the trajectory"})}
     return xr.Dataset(data, coords=coords)
 

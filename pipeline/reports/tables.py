@@ -187,14 +187,19 @@ def descriptors_table(report: xr.Dataset) -> str:
 
 
 def trajectories_table(report: xr.Dataset) -> str:
-    """One row per trajectory: frames, atoms, mean and std of the energy, frames per second."""
+    """One row per trajectory: frames, atoms, mean and std of the energy, frames per second (and descriptor frames)."""
+    descriptors = "trajectory_descriptor_frames" in report and bool(np.any(report["trajectory_descriptor_frames"].values))
     rows = [
         [sid, report["trajectory_n_frames"].values[i], report["trajectory_n_atoms"].values[i],
          float(report["trajectory_energy_mean"].values[i]), float(report["trajectory_energy_std"].values[i]),
-         float(report["trajectory_speed"].values[i])]
+         float(report["trajectory_speed"].values[i]),
+         *([int(report["trajectory_descriptor_frames"].values[i]),
+            float(report["trajectory_descriptor_equivariance_error"].values[i])] if descriptors else [])]
         for i, sid in enumerate(report["trajectory"].values)
     ]
     headers = ["trajectory", "frames", "atoms", "energy mean (e^2/A)", "energy std (e^2/A)", "frames/s"]
+    if descriptors:
+        headers += ["descriptor frames", "descriptor equiv. err"]
     return _table("Trajectories", headers, rows)
 
 

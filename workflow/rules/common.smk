@@ -255,3 +255,30 @@ def frame_block_files(wildcards):
 def frames_files():
     """The frames file of every trajectory structure."""
     return expand(result("frames/{structure}.nc"), structure=TRAJECTORY_IDS)
+
+
+def descriptor_frame_ids():
+    """Trajectory structures whose frames get descriptors (`descriptors.frames.structures`)."""
+    ids = known_ids(DESCRIPTORS.get("frames", {}).get("structures", []), "descriptors.frames.structures")
+    missing = [sid for sid in ids if sid not in TRAJECTORY_IDS]
+    if missing:
+        raise ValueError(f"config: descriptors.frames.structures names structure(s) without a trajectory: {', '.join(missing)}")
+    return ids
+
+
+def descriptors_frames_args(wildcards):
+    """Options of `pipeline descriptors-frames` for one trajectory structure."""
+    spec = STRUCTURES[wildcards.structure]
+    frames = DESCRIPTORS.get("frames", {})
+    stop = frames.get("stop")
+    d = DESCRIPTORS
+    return (
+        f"--trajectory {spec['trajectory']} --topology {spec['source']} "
+        f"--frames {frames.get('start', 0)}:{'' if stop is None else stop}:{frames.get('step', 1)} "
+        f"--lmax {d['lmax']} --density-cutoff {d['cutoff']} --n-radial {d['n_radial']} "
+        f"--sphere-radius {d['sphere_radius']} {potential_args()}"
+    )
+
+
+def descriptor_frames_files():
+    return expand(result("descriptors/frames/{structure}.nc"), structure=descriptor_frame_ids())

@@ -62,3 +62,25 @@ rule potential_frames_gather:
         runtime=30,
     shell:
         "python -m pipeline potential-frames-gather {input:q} -o {output:q} > {log:q} 2>&1"
+
+
+rule descriptors_frames:
+    input:
+        result("structures/{structure}.nc"),
+    output:
+        result("descriptors/frames/{structure}.nc"),
+    params:
+        options=descriptors_frames_args,
+    log:
+        log_path("descriptors_frames"),
+    benchmark:
+        benchmark_path("descriptors_frames")
+    conda:
+        "../../envs/pipeline.yaml"
+    threads: frames_threads
+    resources:
+        mem_mb=lambda wildcards, attempt: 8000 * attempt,
+        runtime=120,
+    shell:
+        "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads} NUMBA_NUM_THREADS={threads} "
+        "python -m pipeline descriptors-frames {input:q} -o {output:q} {params.options} > {log:q} 2>&1"

@@ -29,6 +29,7 @@ rule report:
         tensor_products=result("tensor_products.nc"),
         descriptors=expand(result("descriptors/{structure}.nc"), structure=descriptor_ids()),
         frames=frames_files(),
+        descriptor_frames=descriptor_frames_files(),
     output:
         report=result("report.nc"),
         figures=[
@@ -56,5 +57,5 @@ rule report:
     shell:
         "python -m pipeline report --config {input.config:q} --structures {input.structures:q} "
         "--potentials {input.potentials:q} {input.accuracy:q} --tensor-products {input.tensor_products:q} "
-        "--descriptors {input.descriptors:q} --frames {input.frames:q} {params.missing} --benchmarks {params.benchmarks:q} "
+        "--descriptors {input.descriptors:q} --frames {input.frames:q} --descriptors-frames {input.descriptor_frames:q} {params.missing} --benchmarks {params.benchmarks:q} "
         "-o {output.report:q} --figures-dir {params.figures_dir:q} > {log:q} 2>&1"
