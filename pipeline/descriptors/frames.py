@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import time
 
-import numpy as np
 import xarray as xr
 
 from pipeline.backend import xp_for_device
