@@ -60,6 +60,13 @@ def test_descriptor_frames_are_scheduled_from_the_config(tmp_path):
     assert "--trajectory mdanalysistests:DCD --topology mdanalysistests:PSF --frames 0:8:4 --lmax 1" in job
     report = next(line for line in commands if "pipeline report" in line)
     assert "--descriptors-frames results/descriptors/frames/adk_dcd.nc" in report
+    assert sum("potential-frames results/structures/adk_dcd.nc" in line and "--blocks 2" in line for line in commands) == 2
+
+    config.write_text(config.read_text().replace("frames_per_job: 2", "frames_per_job: 0"))  # one job, no gather
+    completed = _snakemake(tmp_path, "-n", "-p")
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    frames_jobs = [line for line in completed.stdout.splitlines() if "pipeline potential-frames" in line]
+    assert len(frames_jobs) == 1 and "-o results/frames/adk_dcd.nc" in frames_jobs[0] and "--block" not in frames_jobs[0]
     config.write_text(config.read_text().replace("structures: [adk_dcd], start", "structures: [adk_pqr], start"))
     completed = _snakemake(tmp_path, "-n")
     assert completed.returncode != 0
