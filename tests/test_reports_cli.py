@@ -48,7 +48,8 @@ def test_report_cli_writes_report_and_figures(built):
     assert report.attrs["config_hash"] == config_hash({"potential": {"tolerance": 1e-4}, "structures": ["alpha", "beta"]})
     assert "python -m pipeline report --structures" in report.attrs["history"]
     assert sorted(p.name for p in (built / "figures").iterdir()) == [
-        "error_vs_tolerance.png", "ranks_vs_atoms.png", "runtime_vs_atoms.png", "runtime_vs_lmax.png"
+        "energy_vs_time.png", "error_vs_tolerance.png", "frame_runtime.png", "ranks_vs_atoms.png",
+        "residue_potential.png", "runtime_vs_atoms.png", "runtime_vs_lmax.png",
     ]
 
 

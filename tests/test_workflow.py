@@ -168,7 +168,9 @@ def test_clean_run_produces_every_output(clean_run):
         assert nacl.sizes["atom"] == 8 * 3**3
     assert (results / "accuracy" / "nacl_small" / "tol_1e-06.nc").is_file()
     with xr.open_dataset(results / "report.nc") as report:
-        assert set(report["structure"].values) == {"adk_pqr", "nacl_small"}
+        assert set(report["structure"].values) == {"adk_dcd", "adk_pqr", "nacl_small"}
+        assert report["trajectory"].values.tolist() == ["adk_dcd"]
+        assert int(report["trajectory_n_frames"].values[0]) == 4
         # main tolerance 1e-4 plus the accuracy sweep's 1e-6 for nacl_small
         assert sorted(report["potential_tolerance"].values.tolist()) == [1e-6, 1e-4]
         # adk_pqr in 150 mM salt at eps_r 78.5 (.test config); Debye length 7.8546 A (CODATA 2018)

@@ -27,7 +27,9 @@ from pipeline import __version__
 
 #: Stage modules of :mod:`pipeline.cli`, in the order their subcommands are listed. The
 #: subcommand of module ``potential_chunk`` is ``potential-chunk``.
-STAGE_MODULES = ("ingest", "lattice", "compile", "potential", "potential_chunk", "potential_gather", "evaluate", "tensor_products", "descriptors", "report", "summary")
+STAGE_MODULES = ("ingest", "lattice", "compile", "potential", "potential_chunk", "potential_gather", "potential_frames",
+                 "potential_frames_gather", "evaluate", "tensor_products", "descriptors", "descriptors_frames", "report",
+                 "summary")
 
 #: Metavar of every stage's ``-o/--output`` option.
 OUTPUT_METAVAR = "OUT.nc"

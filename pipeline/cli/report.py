@@ -14,7 +14,10 @@ DESCRIPTION = """\
 Aggregate the stage outputs of a study into one self-describing netCDF report (structures,
 potential accuracy, Tucker ranks, storage, runtimes per stage, tensor-product tables,
 descriptor equivariance errors) and, with --figures-dir, write its figures:
-runtime_vs_lmax.png, error_vs_tolerance.png, ranks_vs_atoms.png and runtime_vs_atoms.png.
+runtime_vs_lmax.png, error_vs_tolerance.png, ranks_vs_atoms.png and runtime_vs_atoms.png, and for
+trajectories (--frames) energy_vs_time.png, frame_runtime.png and residue_potential.png.
+With --expected-structures, ids without a structure file are listed as missing (with the
+reason from --failures) instead of stopping the report.
 Every figure is written even when its data is absent (it then shows a "no data" note).
 A listed input that does not exist, or a file lacking an essential variable, is an error
 and no report is written.
@@ -54,6 +57,12 @@ def _command(args: argparse.Namespace) -> str:
         words += ["--tensor-products", args.tensor_products]
     if args.descriptors:
         words += ["--descriptors", *args.descriptors]
+    if args.frames:
+        words += ["--frames", *args.frames]
+    if args.descriptors_frames:
+        words += ["--descriptors-frames", *args.descriptors_frames]
+    if args.expected_structures:
+        words += ["--expected-structures", *args.expected_structures]
     for flag, value in (("--benchmarks", args.benchmarks), ("--config", args.config)):
         if value:
             words += [flag, value]
@@ -78,13 +87,37 @@ def run(args: argparse.Namespace) -> int:
         config=config,
         history=_command(args),
     )
+    report = _with_frames_and_missing(report, args)
     if args.figures_dir:
         from pipeline.reports.figures import write_figures
+        from pipeline.reports.frames_figures import write_frames_figures
 
         write_figures(report, args.figures_dir)
+        write_frames_figures(report, args.figures_dir)
     write_netcdf(report, args.output)
     log.info("report: wrote %s (%d variables)", args.output, len(report.data_vars))
     return 0
+
+
+def _with_frames_and_missing(report, args: argparse.Namespace):
+    """The report with the trajectory time series (``--frames``) and the expected structures without results."""
+    import xarray as xr
+
+    from pipeline.reports.frames import frames_report, missing_report
+
+    parts = [report, frames_report(args.frames, args.descriptors_frames)]
+    if args.expected_structures:
+        reasons = {}
+        for path in args.failures or []:
+            text = Path(path).read_text().strip().splitlines()
+            reasons[Path(path).name.split(".")[0]] = text[-1] if text else "failed (no message)"
+        missing = missing_report(args.expected_structures, args.structures, reasons)
+        for sid, why in zip(missing["missing_structure"].values, missing["missing_reason"].values):
+            log.warning("report: structure %s has no result: %s", sid, why)
+        parts.append(missing)
+    merged = xr.merge(parts, compat="override", combine_attrs="override")
+    merged.attrs = report.attrs
+    return merged
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -105,6 +138,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--potentials", nargs="*", default=[], metavar="P.nc", help="potential files")
     parser.add_argument("--tensor-products", metavar="TP.nc", help="tensor-product study file")
     parser.add_argument("--descriptors", nargs="*", default=[], metavar="D.nc", help="descriptor files")
+    parser.add_argument("--frames", nargs="*", default=[], metavar="F.nc", help="frames files of potential-frames")
+    parser.add_argument("--descriptors-frames", nargs="*", default=[], metavar="DF.nc",
+                        help="descriptor files of trajectory frames (descriptors-frames)")
+    parser.add_argument("--expected-structures", nargs="*", default=[], metavar="ID",
+                        help="ids the study expects; those without a --structures file are listed as missing")
+    parser.add_argument("--failures", nargs="*", default=[], metavar="ID.txt",
+                        help="files whose last line says why structure ID failed (for the missing list)")
     parser.add_argument("--benchmarks", metavar="DIR", help="folder of Snakemake benchmark files <rule>/<target>.tsv")
     parser.add_argument("--config", metavar="FILE", help="study configuration (JSON or YAML), stored with its hash")
     parser.add_argument("-o", "--output", required=True, help="report file to write (netCDF)")

@@ -42,17 +42,22 @@ def load_inputs(structure_path, settings: PotentialSettings):
     structure = load_structure(structure_path)
     if structure.n_atoms == 0:
         raise ValueError(f"{structure_path}: the structure is empty (0 atoms)")
-    box = [float(v) for v in np.atleast_1d(structure.attrs.get("box", []))]
-    cell = None
-    if settings.wants_periodic(len(box) == 6, source=str(structure_path)):
-        from pipeline.electrostatics.periodic import cell_matrix
-
-        try:
-            cell = cell_matrix(box)
-        except ValueError as exc:
-            raise ValueError(f"{structure_path}: box attribute: {exc}") from None
+    cell = cell_for_box(structure.attrs.get("box", []), settings, source=str(structure_path))
     xp = xp_for_device(settings.device)
     return structure, xp.asarray(structure.positions), xp.asarray(structure.charges), cell
+
+
+def cell_for_box(box, settings: PotentialSettings, *, source: str, label: str = "box attribute"):
+    """Periodic cell matrix of ``box`` ([a, b, c, α, β, γ], Å and degrees, or empty) when the settings ask for one, else None."""
+    box = [float(v) for v in np.atleast_1d(box)]
+    if not settings.wants_periodic(len(box) == 6, source=source):
+        return None
+    from pipeline.electrostatics.periodic import cell_matrix
+
+    try:
+        return cell_matrix(box)
+    except ValueError as exc:
+        raise ValueError(f"{source}: {label}: {exc}") from None
 
 
 def plan_arguments(settings: PotentialSettings, cell) -> dict:

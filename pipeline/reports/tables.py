@@ -230,6 +230,29 @@ def descriptors_table(report: xr.Dataset) -> str:
     return _table("Descriptors (relative errors)", headers, rows)
 
 
+def trajectories_table(report: xr.Dataset) -> str:
+    """One row per trajectory: frames, atoms, mean and std of the energy, frames per second (and descriptor frames)."""
+    descriptors = "trajectory_descriptor_frames" in report and bool(np.any(report["trajectory_descriptor_frames"].values))
+    rows = [
+        [sid, report["trajectory_n_frames"].values[i], report["trajectory_n_atoms"].values[i],
+         float(report["trajectory_energy_mean"].values[i]), float(report["trajectory_energy_std"].values[i]),
+         float(report["trajectory_speed"].values[i]),
+         *([int(report["trajectory_descriptor_frames"].values[i]),
+            float(report["trajectory_descriptor_equivariance_error"].values[i])] if descriptors else [])]
+        for i, sid in enumerate(report["trajectory"].values)
+    ]
+    headers = ["trajectory", "frames", "atoms", "energy mean (e^2/A)", "energy std (e^2/A)", "frames/s"]
+    if descriptors:
+        headers += ["descriptor frames", "descriptor equiv. err"]
+    return _table("Trajectories", headers, rows)
+
+
+def missing_table(report: xr.Dataset) -> str:
+    """Expected structures without results and why."""
+    rows = [[sid, why] for sid, why in zip(report["missing_structure"].values, report["missing_reason"].values)]
+    return _table("Missing structures", ["structure", "reason"], rows)
+
+
 def format_summary(report: xr.Dataset) -> str:
     """The whole report as text: a header line, then one table per section present.
 
@@ -267,4 +290,8 @@ def format_summary(report: xr.Dataset) -> str:
         sections.append(tensor_products_table(report))
     if "descriptor_equivariance_error" in report:
         sections.append(descriptors_table(report))
+    if "trajectory_energy_mean" in report and report.sizes.get("trajectory", 0):
+        sections.append(trajectories_table(report))
+    if "missing_reason" in report and report.sizes.get("missing_structure", 0):
+        sections.append(missing_table(report))
     return "\n".join(sections)

@@ -283,3 +283,147 @@ def descriptors_args():
         f"--lmax {d['lmax']} --cutoff {d['cutoff']} --n-radial {d['n_radial']} "
         f"--sphere-radius {d['sphere_radius']}"
     )
+
+
+# Structure sets: one structure per file of each `structure_sets` glob. A member whose ingest ran
+# and failed (no record, an ingest log newer than its file) is left out of the study; the report
+# lists it as missing with the log's error line.
+
+from pipeline.structures.sets import expand_structure_sets, failed_members
+
+SET_MEMBERS = expand_structure_sets(
+    config.get("structure_sets", {}), config["structures"]
+)
+FAILED_SET_MEMBERS = failed_members(
+    SET_MEMBERS,
+    record_path=lambda sid: result(f"structures/{sid}.nc"),
+    log_path=lambda sid: log_path("ingest", sid),
+)
+EXPECTED_IDS = sorted({**config["structures"], **SET_MEMBERS})
+STRUCTURES = {
+    **config["structures"],
+    **{sid: spec for sid, spec in SET_MEMBERS.items() if sid not in FAILED_SET_MEMBERS},
+}
+SOURCE_IDS = sorted(sid for sid, spec in STRUCTURES.items() if "source" in spec)
+
+
+def missing_args():
+    """Options of `pipeline report` naming the expected structures and the failure logs of the missing ones."""
+    if not SET_MEMBERS:
+        return ""
+    logs = " ".join(log_path("ingest", sid) for sid in sorted(FAILED_SET_MEMBERS))
+    return f"--expected-structures {' '.join(EXPECTED_IDS)}" + (
+        f" --failures {logs}" if logs else ""
+    )
+
+
+# Trajectories: structures with a `trajectory` get the potential of every selected frame
+# (workflow/rules/frames.smk), in blocks of `frames.frames_per_job` frames.
+
+TRAJECTORY_IDS = sorted(
+    sid for sid, spec in STRUCTURES.items() if spec.get("trajectory")
+)
+
+
+def frame_selection(structure):
+    """(start, stop, step) of a trajectory structure; stop None means the end of the trajectory."""
+    frames = STRUCTURES[structure].get("frames", {})
+    return frames.get("start", 0), frames.get("stop"), frames.get("step", 1)
+
+
+def frame_blocks(structure):
+    """Number of frame blocks (jobs) of a trajectory structure; reads the trajectory length only when `stop` is null."""
+    spec = STRUCTURES[structure]
+    per_job = spec.get("frames", {}).get("frames_per_job", 0)
+    if not per_job:
+        return 1
+    start, stop, step = frame_selection(structure)
+    if stop is None:
+        from pipeline.structures.trajectory import count_frames
+
+        stop = count_frames(
+            spec["source"],
+            spec["trajectory"],
+            trajectory_format=spec.get("trajectory_format"),
+        )
+    selected = len(range(start, stop, step))
+    if selected == 0:
+        raise ValueError(
+            f"config: structures.{structure}.frames selects no frame ({start}:{stop}:{step})"
+        )
+    return -(-selected // per_job)
+
+
+def frames_args(wildcards):
+    """Options of `pipeline potential-frames` for one trajectory structure (without --block/--blocks)."""
+    spec = STRUCTURES[wildcards.structure]
+    start, stop, step = frame_selection(wildcards.structure)
+    args = [
+        f"--trajectory {spec['trajectory']}",
+        f"--topology {spec['source']}",
+        f"--frames {start}:{'' if stop is None else stop}:{step}",
+    ]
+    if spec.get("trajectory_format"):
+        args.append(f"--trajectory-format {spec['trajectory_format']}")
+    self_check = spec.get("frames", {}).get("self_check")
+    options = potential_args(wildcards)
+    if self_check is not None:
+        options = re.sub(r"--self-check \d+", f"--self-check {self_check}", options)
+    return f"{' '.join(args)} {options}"
+
+
+FRAME_BLOCKS = {sid: frame_blocks(sid) for sid in TRAJECTORY_IDS}
+
+
+def frames_threads(wildcards):
+    """Threads of a frames job: `frames.threads` of the structure, else `potential.threads`."""
+    threads = STRUCTURES[wildcards.structure].get("frames", {}).get("threads")
+    return POTENTIAL["threads"] if threads is None else threads
+
+
+def frame_block_files(wildcards):
+    """Block files of one trajectory structure, in block order."""
+    return expand(
+        result("frames/blocks/{structure}/block_{block}.nc"),
+        structure=wildcards.structure,
+        block=range(FRAME_BLOCKS[wildcards.structure]),
+    )
+
+
+def frames_files():
+    """The frames file of every trajectory structure."""
+    return expand(result("frames/{structure}.nc"), structure=TRAJECTORY_IDS)
+
+
+def descriptor_frame_ids():
+    """Trajectory structures whose frames get descriptors (`descriptors.frames.structures`)."""
+    ids = known_ids(
+        DESCRIPTORS.get("frames", {}).get("structures", []),
+        "descriptors.frames.structures",
+    )
+    missing = [sid for sid in ids if sid not in TRAJECTORY_IDS]
+    if missing:
+        raise ValueError(
+            f"config: descriptors.frames.structures names structure(s) without a trajectory: {', '.join(missing)}"
+        )
+    return ids
+
+
+def descriptors_frames_args(wildcards):
+    """Options of `pipeline descriptors-frames` for one trajectory structure."""
+    spec = STRUCTURES[wildcards.structure]
+    frames = DESCRIPTORS.get("frames", {})
+    stop = frames.get("stop")
+    d = DESCRIPTORS
+    return (
+        f"--trajectory {spec['trajectory']} --topology {spec['source']} "
+        f"--frames {frames.get('start', 0)}:{'' if stop is None else stop}:{frames.get('step', 1)} "
+        f"--lmax {d['lmax']} --density-cutoff {d['cutoff']} --n-radial {d['n_radial']} "
+        f"--sphere-radius {d['sphere_radius']} {potential_args(wildcards)}"
+    )
+
+
+def descriptor_frames_files():
+    return expand(
+        result("descriptors/frames/{structure}.nc"), structure=descriptor_frame_ids()
+    )

@@ -7,6 +7,8 @@ REPORT_FIGURES = [
     "ranks_vs_atoms",
     "runtime_vs_atoms",
 ]
+#: Trajectory figures (pipeline.reports.frames_figures), written also when the study has no trajectory.
+REPORT_FIGURES += ["energy_vs_time", "frame_runtime", "residue_potential"]
 
 
 rule study_config:
@@ -37,6 +39,8 @@ rule report:
         descriptors=expand(
             result("descriptors/{structure}.nc"), structure=descriptor_ids()
         ),
+        frames=frames_files(),
+        descriptor_frames=descriptor_frames_files(),
     output:
         report=result("report.nc"),
         figures=[
@@ -59,9 +63,10 @@ rule report:
         runtime=20,
     params:
         benchmarks=result("benchmarks"),
+        missing=missing_args(),
         figures_dir=lambda wildcards, output: os.path.dirname(output.figures[0]),
     shell:
         "python -m pipeline report --config {input.config:q} --structures {input.structures:q} "
         "--potentials {input.potentials:q} {input.accuracy:q} --tensor-products {input.tensor_products:q} "
-        "--descriptors {input.descriptors:q} --benchmarks {params.benchmarks:q} "
+        "--descriptors {input.descriptors:q} --frames {input.frames:q} --descriptors-frames {input.descriptor_frames:q} {params.missing} --benchmarks {params.benchmarks:q} "
         "-o {output.report:q} --figures-dir {params.figures_dir:q} > {log:q} 2>&1"
