@@ -134,7 +134,8 @@ def test_potential_options_merge_study_and_structure_settings(tmp_path):
     completed = _run(workdir, "-n", "-p")
     assert completed.returncode == 0, completed.stderr[-4000:]
     commands = _potential_commands(completed.stdout + completed.stderr)
-    assert set(commands) == {"results/potential/adk_pqr.nc", "results/potential/nacl_small.nc",
+    assert set(commands) == {"results/potential/adk_pqr.nc", "results/potential/adk_dcd.nc",
+                             "results/potential/nacl_small.nc",
                              "results/accuracy/nacl_small/tol_1e-06.nc"}  # tol 1e-3 is nacl_small's own
     expected = {
         # .test: adk_pqr in salt water, study-wide tolerance
