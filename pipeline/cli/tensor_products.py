@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from threadpoolctl import threadpool_limits
 
     from pipeline.backend import backend_name, xp_for_device
-    from pipeline.equivariant.study import estimate_study_bytes, run_study
+    from pipeline.studies.tensor_products import estimate_study_bytes, run_study
     from pipeline.resources import check_memory, parse_memory_size
     from pipeline.storage import config_hash, provenance_attrs, write_netcdf
 

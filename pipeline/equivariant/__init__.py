@@ -15,8 +15,7 @@ D¹(R) = R. One module per concept:
 - :mod:`.cg_product`, :mod:`.gaunt_products` — product kernels and their adjoints;
 - :mod:`.products` — the one API ``tensor_product`` / ``tensor_product_vjp``;
 - :mod:`.chunk_threads` — the batch chunks on a thread pool, one BLAS thread each;
-- :mod:`.irreps` — output description; :mod:`.expressivity` — expressivity and paths;
-- :mod:`.study` — the ``tensor-products`` stage's measurements.
+- :mod:`.irreps` — output description; :mod:`.expressivity` — expressivity and paths.
 """
 
 from pipeline.equivariant.clebsch_gordan import cg_block, wigner_3j
