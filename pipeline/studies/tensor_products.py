@@ -112,8 +112,9 @@ def run_study(
         out, irreps = tensor_product(x, y, method=method)
         g = xp.asarray(rng.normal(size=out.shape), dtype=dtype)
         times = {
-            "forward": _timed(lambda: tensor_product(x, y, method=method), xp, repeats),
-            "backward": _timed(lambda: tensor_product_vjp(x, y, g, method=method), xp, repeats),
+            "forward": _timed(lambda x=x, y=y, method=method: tensor_product(x, y, method=method), xp, repeats),
+            "backward": _timed(lambda x=x, y=y, g=g, method=method: tensor_product_vjp(x, y, g, method=method), xp,
+                               repeats),
         }
         for k, name in enumerate(PASSES):
             t = times[name]
