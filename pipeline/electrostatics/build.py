@@ -449,7 +449,7 @@ def build_potential(
     positions : (n_atoms, 3) float64 array (NumPy or CuPy), Å
     charges : (n_atoms,) float64 array, e
     tolerance : float
-        Target relative accuracy ε in [1e-12, 1e-2] (errors measured against max |Φ|).
+        Target relative accuracy ε in [1e-12, 1e-2] (errors relative to max |Φ| over the atoms).
     split : {"ewald", "gaussian-sum"}
     alpha : float, optional
         Split parameter, 1/Å (default: :func:`choose_alpha`, a cost model).
