@@ -262,6 +262,7 @@ def _fold(rho_ext, pad: int, grid):
     """Add the extended grid's points onto their periodic images: shape ``grid``."""
     xp = namespace_of(rho_ext)
     out = rho_ext
+    del rho_ext  # each axis's folded array replaces the previous one
     for axis, n in enumerate(grid):
         length = out.shape[axis]
         folded_shape = list(out.shape)
@@ -292,20 +293,27 @@ def _fold(rho_ext, pad: int, grid):
 def _extend(values, pad: int):
     """Periodic extension by ``pad`` points on each side of every axis."""
     xp = namespace_of(values)
+    shape = values.shape
     out = values
-    for axis, n in enumerate(values.shape):
+    del values  # each axis's extended array replaces the previous one
+    for axis, n in enumerate(shape):
         index = xp.asarray((np.arange(n + 2 * pad) - pad) % n)
         out = xp.take(out, index, axis=axis)
     return xp.ascontiguousarray(out)
 
 
-def kernel_multiplier(plan: PeriodicPlan, split, *, xp=np):
-    """N φ̂_L(k_m)/(V ŵ(m)²) on the real-FFT half spectrum, shape (n1, n2, n3//2 + 1)."""
+#: First-axis planes of the half spectrum whose kernel multiplier is formed at a time (bounds the
+#: temporaries of :func:`apply_kernel` to a few slabs instead of several spectrum-sized arrays).
+KERNEL_SLAB = 16
+
+
+def kernel_multiplier(plan: PeriodicPlan, split, *, rows=slice(None), xp=np):
+    """N φ̂_L(k_m)/(V ŵ(m)²) on the real-FFT half spectrum, shape (n1, n2, n3//2 + 1) (or ``rows`` of axis 0)."""
     cell = np.asarray(plan.cell)
     inv = np.linalg.inv(cell)
     metric = inv.T @ inv  # k = 2π A⁻¹ m, so k² = 4π² mᵀ (A⁻ᵀ A⁻¹) m
     n1, n2, n3 = plan.grid
-    m = [np.fft.fftfreq(n1, 1.0 / n1), np.fft.fftfreq(n2, 1.0 / n2), np.fft.rfftfreq(n3, 1.0 / n3)]
+    m = [np.fft.fftfreq(n1, 1.0 / n1)[rows], np.fft.fftfreq(n2, 1.0 / n2), np.fft.rfftfreq(n3, 1.0 / n3)]
     m0, m1, m2 = m[0][:, None, None], m[1][None, :, None], m[2][None, None, :]
     k2 = 4.0 * math.pi**2 * (metric[0, 0] * m0 * m0 + metric[1, 1] * m1 * m1 + metric[2, 2] * m2 * m2
                              + 2.0 * (metric[0, 1] * m0 * m1 + metric[0, 2] * m0 * m2 + metric[1, 2] * m1 * m2))
@@ -313,6 +321,14 @@ def kernel_multiplier(plan: PeriodicPlan, split, *, xp=np):
     volume = float(abs(np.linalg.det(cell)))
     total = float(n1 * n2 * n3)
     return xp.asarray(split.fourier_long(k2) * deconv * (total / volume))
+
+
+def apply_kernel(spec, plan: PeriodicPlan, split) -> None:
+    """``spec *= kernel_multiplier(...)`` in place, :data:`KERNEL_SLAB` planes at a time."""
+    xp = namespace_of(spec)
+    for start in range(0, spec.shape[0], KERNEL_SLAB):
+        rows = slice(start, min(start + KERNEL_SLAB, spec.shape[0]))
+        spec[rows] *= kernel_multiplier(plan, split, rows=rows, xp=xp)
 
 
 def periodic_long_range_grid(positions, charges, plan: PeriodicPlan, split):
@@ -325,11 +341,15 @@ def periodic_long_range_grid(positions, charges, plan: PeriodicPlan, split):
         import scipy.fft as fft
 
         spec = fft.rfftn(rho, workers=-1)
-        spec *= kernel_multiplier(plan, split)
-        values = fft.irfftn(spec, s=plan.grid, workers=-1)
+        del rho
+        apply_kernel(spec, plan, split)
+        values = fft.irfftn(spec, s=plan.grid, workers=-1, overwrite_x=True)
     else:
-        spec = xp.fft.rfftn(rho) * kernel_multiplier(plan, split, xp=xp)
+        spec = xp.fft.rfftn(rho)
+        del rho
+        apply_kernel(spec, plan, split)
         values = xp.fft.irfftn(spec, s=plan.grid)
+    del spec
     return _extend(values, plan.pad)
 
 
