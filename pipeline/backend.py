@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.devices import DEVICES  # noqa: F401 - re-exported: the --device names
+
 BACKENDS = ("numpy", "cupy")
-DEVICES = ("cpu", "cuda", "auto")
 
 
 def _import_cupy() -> ModuleType:

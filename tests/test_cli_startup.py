@@ -29,7 +29,7 @@ HEAVY = (
 #: option choices, unit constants) or is a package whose ``__init__`` loads its names lazily.
 LIGHT = {
     "pipeline.backend", "pipeline.units", "pipeline.electrostatics", "pipeline.electrostatics.settings",
-    "pipeline.structures", "pipeline.structures.choices",
+    "pipeline.structures", "pipeline.structures.choices", "pipeline.devices",
 }
 
 PROBE = """

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import argparse
 
+from pipeline.devices import DEVICES
 from pipeline.units import POTENTIAL_UNIT_FACTORS
 
 EXAMPLE = (
     "Example: python -m pipeline evaluate results/potential/adk.nc --grid 65 -o results/maps/adk.nc "
     "--dx results/maps/adk.dx.gz --units kT/e"
 )
-#: Array backends of ``--device`` (the names of :data:`pipeline.backend.DEVICES`, which imports NumPy).
-DEVICES = ("cpu", "cuda", "auto")
 
 
 def register(subparsers) -> None:

@@ -6,6 +6,8 @@ import argparse
 import logging
 import time
 
+from pipeline.devices import DEVICES
+
 log = logging.getLogger(__name__)
 
 #: Methods of :data:`pipeline.equivariant.products.METHODS`, repeated here so that ``--help``
@@ -39,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch", type=int, default=1000, help="batch size B (default: 1000)")
     parser.add_argument("--channels", type=int, default=1, help="channels C per batch item (default: 1)")
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per measurement after one warm-up (default: 5)")
-    parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu", help="array backend: NumPy on cpu, CuPy on cuda (default: cpu)")
+    parser.add_argument("--device", choices=DEVICES, default="cpu", help="array backend: NumPy on cpu, CuPy on cuda (default: cpu)")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="floating-point type (default: float32)")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS), help="methods to run (default: all)")
     parser.add_argument("--threads", type=int, default=1, help="BLAS/FFT threads for the CPU timings (default: 1; oversubscribed BLAS threads distort timings)")

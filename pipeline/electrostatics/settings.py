@@ -19,11 +19,12 @@ import argparse
 import math
 from dataclasses import asdict, dataclass, fields
 
+from pipeline.devices import DEVICES
+
 #: Accepted range of the tolerance (relative accuracy); below 1e-12 the float64 arithmetic of
 #: the build cannot deliver it and the grids grow without bound.
 TOLERANCE_RANGE = (1e-12, 1e-2)
 SPLITS = ("ewald", "gaussian-sum")
-DEVICES = ("cpu", "cuda", "auto")
 PERIODIC_MODES = ("auto", "on", "off")
 #: Default limit on the stored long range: 1% of a 129³ float64 potential map, bytes.
 DEFAULT_MAX_STORAGE_BYTES = int(0.01 * 8 * 129**3)
