@@ -18,6 +18,8 @@ import numpy as np
 from pipeline.devices import DEVICES  # noqa: F401 - re-exported: the --device names
 
 BACKENDS = ("numpy", "cupy")
+#: Annotation of arrays that may live on either backend (numpy.ndarray or cupy.ndarray).
+Array = Any
 
 
 def _import_cupy() -> ModuleType:

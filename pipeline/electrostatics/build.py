@@ -28,6 +28,7 @@ import numpy as np
 from pipeline.backend import namespace_of, synchronize, to_host
 from pipeline.electrostatics.gridding import interpolate_grid
 from pipeline.electrostatics.long_range import (
+    LongRangePlan,
     compress_coefficients,
     estimate_build_bytes,
     grid_to_coefficients,
@@ -44,6 +45,7 @@ from pipeline.electrostatics.parameters import (
     internal_tolerances,
 )
 from pipeline.electrostatics.periodic import (
+    PeriodicPlan,
     background_potential,
     cell_matrix,
     cell_widths,
@@ -61,7 +63,7 @@ from pipeline.electrostatics.potential import (
     tucker_storage_bytes,
 )
 from pipeline.electrostatics.settings import DEFAULT_MAX_STORAGE_BYTES, DEFAULT_PADDING, MAX_SPAN_A
-from pipeline.electrostatics.splitting import check_tolerance, make_split
+from pipeline.electrostatics.splitting import Split, check_tolerance, make_split
 from pipeline.resources import check_memory
 
 log = logging.getLogger(__name__)
@@ -96,9 +98,9 @@ class BuildSetup:
 
     box_lo: tuple
     box_hi: tuple
-    split: object
+    split: Split
     cutoff: float
-    plan: object
+    plan: LongRangePlan | PeriodicPlan
     params: dict
     dielectric: float = 1.0
     cell: tuple | None = None

@@ -41,7 +41,7 @@ from pipeline.electrostatics.parameters import (
 )
 from pipeline.electrostatics.short_range import short_range_sum
 from pipeline.electrostatics.short_range_grid import short_range_grid
-from pipeline.electrostatics.splitting import EwaldSplit, ScreenedEwaldSplit
+from pipeline.electrostatics.splitting import EwaldSplit, ScreenedEwaldSplit, Split
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +60,8 @@ MIN_TARGET_CUTOFF = 3.0
 class RangeDifference:
     """φ_L of ``outer`` minus φ_L of ``inner`` (both long-range splits, outer the wider band)."""
 
-    outer: object
-    inner: object
+    outer: Split
+    inner: Split
     name: str = "difference"
 
     @property

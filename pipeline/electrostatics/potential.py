@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline.backend import backend_name, namespace_of, to_host
+from pipeline.backend import Array, backend_name, namespace_of, to_host
 from pipeline.electrostatics.blas import single_blas_thread
 from pipeline.electrostatics.chebyshev import chebvander, derivative_matrix, to_reference
 from pipeline.electrostatics.mid_range import map_short_range, points_short_range
 from pipeline.electrostatics.periodic import apply_matrix, fractional, periodic_sources
 from pipeline.electrostatics.short_range import short_range_at_atoms, short_range_sum
 from pipeline.electrostatics.short_range_grid import uniform_axis
+
+if TYPE_CHECKING:
+    from pipeline.electrostatics.splitting import Split
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +80,8 @@ class AtomLongRange:
         Short-range cutoff of that split, Å.
     """
 
-    values: object
-    split: object
+    values: Array
+    split: Split
     cutoff: float
 
 
@@ -116,14 +120,14 @@ class ChebyshevTuckerPotential:
 
     box_lo: tuple
     box_hi: tuple
-    core: object
+    core: Array
     factors: list
-    split: object
+    split: Split
     cutoff: float
-    positions: object
-    charges: object
+    positions: Array
+    charges: Array
     params: dict = field(default_factory=dict)
-    atom_long: object = None
+    atom_long: AtomLongRange | None = None
     dielectric: float = 1.0
     cell: tuple | None = None
     temperature: float = 298.15

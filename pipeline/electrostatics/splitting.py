@@ -344,6 +344,10 @@ class GaussianSumSplit:
         }
 
 
+#: Annotation of any split of this module.
+Split = EwaldSplit | ScreenedEwaldSplit | GaussianSumSplit
+
+
 def make_split(name: str, alpha: float, *, tolerance: float, length_scale: float, kappa: float = 0.0):
     """Build the split called ``name`` (one of :data:`SPLITS`) for splitting parameter ``alpha`` (1/Å).
 
