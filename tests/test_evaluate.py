@@ -183,3 +183,28 @@ def test_cli_module_imports_stay_light(tmp_path):
     )
     res = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert res.stdout.strip() == "[]", res.stdout + res.stderr
+
+
+def test_padding_maps_the_atoms_box_and_refuses_to_leave_a_free_space_box(tmp_path):
+    """--padding P spans the atoms' bounding box ± P Å; beyond the Chebyshev box it is refused by name."""
+    from pipeline.storage import write_netcdf
+
+    rng = np.random.default_rng(3)
+    pos = rng.uniform(0.0, 10.0, (60, 3))
+    q = rng.normal(size=60)
+    potential, _ = build_potential(pos, q, tolerance=1e-5, padding=3.0)
+    total, short, long = potential.at_atoms()
+    write_netcdf(potential_to_dataset(potential, total=total, short=short, long=long, timings={}, selfcheck={}),
+                 tmp_path / "p.nc")
+    done = subprocess.run([sys.executable, "-m", "pipeline", "evaluate", "p.nc", "--grid", "5", "--padding", "2",
+                           "-o", "m.nc"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    with xr.open_dataset(tmp_path / "m.nc") as m:
+        for axis, k in zip("xyz", range(3)):
+            assert float(m[axis].min()) == pytest.approx(pos[:, k].min() - 2.0, abs=1e-9)
+            assert float(m[axis].max()) == pytest.approx(pos[:, k].max() + 2.0, abs=1e-9)
+    done = subprocess.run([sys.executable, "-m", "pipeline", "evaluate", "p.nc", "--grid", "5", "--padding", "5",
+                           "-o", "far.nc"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1].startswith("error: --padding 5: the map would reach 2 Å beyond")
+    assert not (tmp_path / "far.nc").exists()

@@ -38,6 +38,8 @@ def register(subparsers) -> None:
     where.add_argument("--points", help="points file: .npy or .csv with N rows x 3 columns, Å")
     where.add_argument("--grid", type=int, metavar="N", help="N^3 grid spanning the box")
     where.add_argument("--spacing", type=float, metavar="H", help="grid over the box with spacing H Å")
+    parser.add_argument("--padding", type=float, metavar="A",
+                        help="map the atoms' bounding box widened by A Å instead of the whole box (grid modes only)")
     parser.add_argument("-o", "--output", required=True, help="netCDF file to write")
     parser.add_argument("--dx", help="also write the potential map as OpenDX, .dx or .dx.gz (grid modes only)")
     parser.add_argument("--units", choices=tuple(POTENTIAL_UNIT_FACTORS), default="e/A", help="output unit (default e/A)")
@@ -55,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
     request = EvaluationRequest(
         potential_path=args.potential, output=args.output, points=args.points, grid=args.grid, spacing=args.spacing,
-        dx=args.dx, units=args.units, field=args.field, long_range_only=args.long_range_only, device=args.device,
+        padding=args.padding, dx=args.dx, units=args.units, field=args.field, long_range_only=args.long_range_only, device=args.device,
         max_memory_bytes=None if args.max_memory is None else parse_memory_size(args.max_memory),
     )
     from pipeline.maps.evaluate import evaluate

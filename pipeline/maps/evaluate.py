@@ -74,6 +74,26 @@ def _thread_buffer_bytes(n_points: int) -> int:
     return 8 * min((os.cpu_count() or 1) * n_points, BUFFER_ENTRIES)
 
 
+def map_region(potential, padding: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """(lo, hi) of a map, Å: the potential's box (or cell), or the atoms' bounding box ± ``padding``.
+
+    In free space the region must lie inside the Chebyshev box (``ValueError`` naming the
+    padding the potential would need); a periodic potential takes any region.
+    """
+    if padding is None:
+        return potential.extent()
+    atoms = to_host(potential.positions)
+    lo, hi = atoms.min(axis=0) - padding, atoms.max(axis=0) + padding
+    if not potential.periodic:
+        beyond = max(float(np.max(np.asarray(potential.box_lo) - lo)), float(np.max(hi - np.asarray(potential.box_hi))))
+        if beyond > 1e-9:
+            raise ValueError(
+                f"--padding {padding:g}: the map would reach {beyond:.3g} Å beyond the potential's Chebyshev box; "
+                f"rebuild the potential with `potential --padding {padding:g}` (or more), or use a smaller --padding"
+            )
+    return lo, hi
+
+
 def evaluate(request: EvaluationRequest) -> Path:
     """Run the ``evaluate`` stage described by ``request``; returns the netCDF file written.
 
@@ -97,7 +117,7 @@ def evaluate(request: EvaluationRequest) -> Path:
         dataset = points_dataset(points, convert_potential(to_host(values), unit, temperature_K=potential.temperature),
                                  None if field is None else convert_potential(to_host(field), unit, temperature_K=potential.temperature), unit=unit, attrs=attrs)
     else:
-        lo, hi = potential.extent()
+        lo, hi = map_region(potential, request.padding)
         shape = map_shape(lo, hi, n=request.grid, spacing=request.spacing)
         request.check_map_memory(shape, _thread_buffer_bytes(int(np.prod(shape))), xp=xp)
         axes = map_axes(lo, hi, n=request.grid, spacing=request.spacing)

@@ -57,6 +57,9 @@ class EvaluationRequest:
         Points per axis of a regular map spanning the potential's box (≥ 2).
     spacing : float, optional
         Spacing of a regular map over the box, Å (> 0).
+    padding : float, optional
+        A map spans the atoms' bounding box widened by this many Å (≥ 0) instead of the whole
+        box; in free space it must stay inside the potential's Chebyshev box.
     dx : str, optional
         OpenDX file of the potential map (maps only); gzip-compressed when it ends in ``.gz``.
     units : str
@@ -75,6 +78,7 @@ class EvaluationRequest:
     points: str | None = None
     grid: int | None = None
     spacing: float | None = None
+    padding: float | None = None
     dx: str | None = None
     units: str = "e/A"
     field: bool = False
@@ -90,6 +94,11 @@ class EvaluationRequest:
             raise ValueError(f"--grid must be an integer ≥ 2, got {self.grid!r}")
         if self.spacing is not None and not (math.isfinite(self.spacing) and self.spacing > 0):
             raise ValueError(f"--spacing must be > 0 Å, got {self.spacing!r}")
+        if self.padding is not None:
+            if self.points is not None:
+                raise ValueError("--padding needs --grid or --spacing (a map), not --points")
+            if not (math.isfinite(self.padding) and self.padding >= 0):
+                raise ValueError(f"--padding must be ≥ 0 Å, got {self.padding!r}")
         if self.dx is not None:
             if self.points is not None:
                 raise ValueError("--dx needs --grid or --spacing (a map), not --points")
@@ -101,7 +110,7 @@ class EvaluationRequest:
         if self.units not in POTENTIAL_UNIT_FACTORS:
             raise ValueError(f"--units must be one of {', '.join(POTENTIAL_UNIT_FACTORS)}, got {self.units!r}")
         if self.grid is not None:
-            self.check_map_memory((self.grid,) * 3)
+            self.check_map_memory((self.grid,) * 3)  # the same for any region
 
     def check_map_memory(self, shape, extra_bytes: int = 0, *, xp=None) -> None:
         """Refuse a map of ``shape`` whose estimate (plus ``extra_bytes``) exceeds the limit."""

@@ -270,6 +270,8 @@ def map_args(wildcards, output):
     m = MAPS
     args = [f"--spacing {m['spacing']}" if m.get("spacing") else f"--grid {m['grid']}"]
     args.append(f"--units {shlex.quote(m['units'])} --device {m['device']}")
+    if m.get("padding") is not None:
+        args.append(f"--padding {m['padding']}")
     if m["field"]:
         args.append("--field")
     if m["dx"]:
