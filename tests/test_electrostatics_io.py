@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import xarray as xr
@@ -13,6 +10,7 @@ from pipeline.electrostatics import build_potential, direct_potential, load_pote
 from pipeline.storage import write_netcdf
 from pipeline.structures.record import Structure, structure_to_dataset
 from pipeline.units import COULOMB_KCAL_PER_MOL_A_PER_E2
+from tests.cli_run import run_pipeline
 
 
 def _cloud(rng, n=250, width=14.0):
@@ -68,17 +66,13 @@ def test_targets_outside_box_raise(rng):
         pot.potential(np.array([[np.nan, 1.0, 1.0]]))
 
 
-def _run(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
-
-
 def test_cli_end_to_end(rng, tmp_path):
     from gridData import Grid
 
     pos, q = _cloud(rng, 200, width=12.0)
     structure = Structure(positions=pos, charges=q, attrs={"structure_id": "toy", "source": "test"})
     write_netcdf(structure_to_dataset(structure), tmp_path / "s.nc")
-    res = _run("potential", "s.nc", "-o", "p.nc", "--tolerance", "1e-7", "--self-check", "50", "--seed", "3", cwd=tmp_path)
+    res = run_pipeline("potential", "s.nc", "-o", "p.nc", "--tolerance", "1e-7", "--self-check", "50", "--seed", "3", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     with xr.open_dataset(tmp_path / "p.nc") as p:
         assert p.attrs["structure_id"] == "toy" and p.attrs["source"] == "test"
@@ -90,14 +84,14 @@ def test_cli_end_to_end(rng, tmp_path):
 
     pts = rng.uniform(2, 10, (7, 3))
     np.savetxt(tmp_path / "pts.csv", pts, delimiter=",")
-    res = _run("evaluate", "p.nc", "--points", "pts.csv", "--field", "--units", "kcal/mol/e", "-o", "pts.nc", cwd=tmp_path)
+    res = run_pipeline("evaluate", "p.nc", "--points", "pts.csv", "--field", "--units", "kcal/mol/e", "-o", "pts.nc", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     with xr.open_dataset(tmp_path / "pts.nc") as out:
         ref = direct_potential(pts, pos, q) * COULOMB_KCAL_PER_MOL_A_PER_E2
         np.testing.assert_allclose(out["potential"].values, ref, rtol=0, atol=1e-6 * np.abs(ref).max())
         assert out["potential"].attrs["units"] == "kcal/mol/e" and out["field"].shape == (7, 3)
 
-    res = _run("evaluate", "p.nc", "--grid", "9", "-o", "g.nc", "--dx", "g.dx", cwd=tmp_path)
+    res = run_pipeline("evaluate", "p.nc", "--grid", "9", "-o", "g.nc", "--dx", "g.dx", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     grid = Grid(str(tmp_path / "g.dx"))
     with xr.open_dataset(tmp_path / "g.nc") as g:
@@ -110,11 +104,11 @@ def test_cli_end_to_end(rng, tmp_path):
 def test_cli_errors_leave_no_output(rng, tmp_path):
     pos, q = _cloud(rng, 20)
     write_netcdf(structure_to_dataset(Structure(positions=pos, charges=q)), tmp_path / "s.nc")
-    res = _run("potential", "s.nc", "-o", "p.nc", "--tolerance", "0.5", cwd=tmp_path)
+    res = run_pipeline("potential", "s.nc", "-o", "p.nc", "--tolerance", "0.5", cwd=tmp_path)
     assert res.returncode == 1 and "tolerance" in res.stderr and not (tmp_path / "p.nc").exists()
-    res = _run("potential", "missing.nc", "-o", "p.nc", cwd=tmp_path)
+    res = run_pipeline("potential", "missing.nc", "-o", "p.nc", cwd=tmp_path)
     assert res.returncode == 1 and "missing.nc" in res.stderr
     empty = Structure(positions=np.zeros((0, 3)), charges=np.zeros(0))
     write_netcdf(structure_to_dataset(empty), tmp_path / "e.nc")
-    res = _run("potential", "e.nc", "-o", "p.nc", cwd=tmp_path)
+    res = run_pipeline("potential", "e.nc", "-o", "p.nc", cwd=tmp_path)
     assert res.returncode == 1 and "empty" in res.stderr and not (tmp_path / "p.nc").exists()

@@ -27,6 +27,7 @@ from pipeline.electrostatics.scatter import (
 )
 from pipeline.storage import write_netcdf
 from pipeline.structures.record import Structure, structure_to_dataset
+from tests.cli_run import run_pipeline
 
 
 def _cloud(rng, n=1500, width=22.0):
@@ -97,22 +98,18 @@ def test_gather_rejects_broken_chunk_sets(rng, tmp_path):
                             fingerprint=structure_fingerprint(moved, q))
 
 
-def _run(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=cwd, capture_output=True, text=True, timeout=180)
-
-
 def test_cli_scatter_gather_matches_potential(rng, tmp_path):
     pos, q = _cloud(rng, 3500, 30.0)
     write_netcdf(structure_to_dataset(Structure(positions=pos, charges=q, attrs={"structure_id": "cloud"})),
                  tmp_path / "s.nc")
     opts = ["--tolerance", "1e-6", "--self-check", "100"]
-    res = _run("potential", "s.nc", "-o", "p1.nc", *opts, cwd=tmp_path)
+    res = run_pipeline("potential", "s.nc", "-o", "p1.nc", *opts, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     for k in range(4):
-        res = _run("potential-chunk", "s.nc", "--chunk", str(k), "--chunks", "4", "-o", f"c{k}.nc", "--tolerance", "1e-6",
+        res = run_pipeline("potential-chunk", "s.nc", "--chunk", str(k), "--chunks", "4", "-o", f"c{k}.nc", "--tolerance", "1e-6",
                    cwd=tmp_path)
         assert res.returncode == 0, res.stderr
-    res = _run("potential-gather", "s.nc", "c3.nc", "c1.nc", "c0.nc", "c2.nc", "-o", "p4.nc", *opts, cwd=tmp_path)
+    res = run_pipeline("potential-gather", "s.nc", "c3.nc", "c1.nc", "c0.nc", "c2.nc", "-o", "p4.nc", *opts, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     with xr.open_dataset(tmp_path / "p1.nc") as one, xr.open_dataset(tmp_path / "p4.nc") as four:
         scale = np.abs(one["potential"].values).max()
@@ -122,12 +119,12 @@ def test_cli_scatter_gather_matches_potential(rng, tmp_path):
         # energy ½Σ q Φ: each Φ within tol·max|Φ| of the other
         assert abs(float(four["energy"]) - float(one["energy"])) < 0.5 * np.abs(q).sum() * 1e-6 * scale
     # a chunk built with other options, or a missing chunk, fails with a message and no output
-    res = _run("potential-gather", "s.nc", "c0.nc", "c1.nc", "c2.nc", "-o", "bad.nc", *opts, cwd=tmp_path)
+    res = run_pipeline("potential-gather", "s.nc", "c0.nc", "c1.nc", "c2.nc", "-o", "bad.nc", *opts, cwd=tmp_path)
     assert res.returncode == 1 and "in no chunk file" in res.stderr and not (tmp_path / "bad.nc").exists()
-    res = _run("potential-gather", "s.nc", "c0.nc", "c1.nc", "c2.nc", "c3.nc", "-o", "bad.nc", "--tolerance", "1e-5",
+    res = run_pipeline("potential-gather", "s.nc", "c0.nc", "c1.nc", "c2.nc", "c3.nc", "-o", "bad.nc", "--tolerance", "1e-5",
                cwd=tmp_path)
     assert res.returncode == 1 and "different parameters" in res.stderr and not (tmp_path / "bad.nc").exists()
-    res = _run("potential-chunk", "s.nc", "--chunk", "4", "--chunks", "4", "-o", "c4.nc", cwd=tmp_path)
+    res = run_pipeline("potential-chunk", "s.nc", "--chunk", "4", "--chunks", "4", "-o", "c4.nc", cwd=tmp_path)
     assert res.returncode == 1 and "--chunk" in res.stderr
 
 

@@ -16,6 +16,7 @@ from pipeline.maps.points import read_points
 from pipeline.maps.request import EvaluationRequest, map_bytes
 from pipeline.storage import write_netcdf
 from pipeline.units import convert_potential
+from tests.cli_run import assert_refused, run_pipeline
 
 TOLERANCE = 1e-7
 
@@ -34,23 +35,11 @@ def potential_file(tmp_path_factory):
     return folder, pos, q
 
 
-def _run(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
-
-
-def _assert_refused(res, *needles):
-    assert res.returncode == 1, res.stderr
-    last = res.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: ") and "Traceback" not in res.stderr
-    for needle in needles:
-        assert needle in last, last
-
-
 def test_grid_field_and_gzipped_dx(potential_file):
     from gridData import Grid
 
     folder, pos, q = potential_file
-    res = _run("evaluate", "p.nc", "--grid", "17", "--field", "--units", "kT/e", "-o", "g.nc", "--dx", "g.dx.gz",
+    res = run_pipeline("evaluate", "p.nc", "--grid", "17", "--field", "--units", "kT/e", "-o", "g.nc", "--dx", "g.dx.gz",
                cwd=folder)
     assert res.returncode == 0, res.stderr
     with xr.open_dataset(folder / "g.nc") as g:
@@ -98,7 +87,7 @@ def test_points_field_units(potential_file):
     folder, pos, q = potential_file
     pts = np.random.default_rng(5).uniform(2, 10, (9, 3))
     np.save(folder / "pts.npy", pts)
-    res = _run("evaluate", "p.nc", "--points", "pts.npy", "--field", "-o", "pts.nc", cwd=folder)
+    res = run_pipeline("evaluate", "p.nc", "--points", "pts.npy", "--field", "-o", "pts.nc", cwd=folder)
     assert res.returncode == 0, res.stderr
     with xr.open_dataset(folder / "pts.nc") as out:
         assert out["field"].attrs["units"] == "e/angstrom^2" and out["potential"].attrs["units"] == "e/A"
@@ -109,8 +98,8 @@ def test_points_field_units(potential_file):
 def test_points_file_errors_name_file_and_line(potential_file, tmp_path):
     folder, _, _ = potential_file
     (folder / "header.csv").write_text("x,y,z\n1,2,3\n")
-    res = _run("evaluate", "p.nc", "--points", "header.csv", "-o", "h.nc", cwd=folder)
-    _assert_refused(res, "header.csv, line 1: expected 3 comma-separated numbers", "'x,y,z'", "start a header line with #")
+    res = run_pipeline("evaluate", "p.nc", "--points", "header.csv", "-o", "h.nc", cwd=folder)
+    assert_refused(res, "header.csv, line 1: expected 3 comma-separated numbers", "'x,y,z'", "start a header line with #")
     assert not (folder / "h.nc").exists()
     (tmp_path / "ragged.csv").write_text("# x,y,z\n1,2,3\n\n4,5\n")
     with pytest.raises(ValueError, match=r"ragged.csv, line 4: .* got '4,5'"):
@@ -142,15 +131,15 @@ def test_grid_refused_before_numerical_libraries_load(tmp_path):
 
 def test_evaluate_cli_memory_guards(potential_file):
     folder, _, _ = potential_file
-    res = _run("evaluate", "p.nc", "--grid", "5000", "-o", "big.nc", "--dx", "big.dx", cwd=folder)
-    _assert_refused(res, "evaluate --grid 5000: a 5000x5000x5000 map needs an estimated 4.55 TiB", "available memory")
-    res = _run("evaluate", "p.nc", "--spacing", "0.01", "-o", "big.nc", cwd=folder)
-    _assert_refused(res, "evaluate --spacing 0.01: a ", "map needs an estimated", "a larger --spacing")
-    res = _run("evaluate", "p.nc", "--grid", "64", "--field", "-o", "big.nc", "--max-memory", "10M", cwd=folder)
-    _assert_refused(res, "with its field", "the memory limit of 10 MiB (--max-memory)", "leave out --field")
+    res = run_pipeline("evaluate", "p.nc", "--grid", "5000", "-o", "big.nc", "--dx", "big.dx", cwd=folder)
+    assert_refused(res, "evaluate --grid 5000: a 5000x5000x5000 map needs an estimated 4.55 TiB", "available memory")
+    res = run_pipeline("evaluate", "p.nc", "--spacing", "0.01", "-o", "big.nc", cwd=folder)
+    assert_refused(res, "evaluate --spacing 0.01: a ", "map needs an estimated", "a larger --spacing")
+    res = run_pipeline("evaluate", "p.nc", "--grid", "64", "--field", "-o", "big.nc", "--max-memory", "10M", cwd=folder)
+    assert_refused(res, "with its field", "the memory limit of 10 MiB (--max-memory)", "leave out --field")
     np.save(folder / "many.npy", np.full((20000, 3), 5.0))
-    res = _run("evaluate", "p.nc", "--points", "many.npy", "-o", "big.nc", "--max-memory", "1M", cwd=folder)
-    _assert_refused(res, "evaluate --points many.npy: 20000 points needs an estimated", "split the points file")
+    res = run_pipeline("evaluate", "p.nc", "--points", "many.npy", "-o", "big.nc", "--max-memory", "1M", cwd=folder)
+    assert_refused(res, "evaluate --points many.npy: 20000 points needs an estimated", "split the points file")
     assert not list(folder.glob("big*"))
 
 
@@ -196,15 +185,12 @@ def test_padding_maps_the_atoms_box_and_refuses_to_leave_a_free_space_box(tmp_pa
     total, short, long = potential.at_atoms()
     write_netcdf(potential_to_dataset(potential, total=total, short=short, long=long, timings={}, selfcheck={}),
                  tmp_path / "p.nc")
-    done = subprocess.run([sys.executable, "-m", "pipeline", "evaluate", "p.nc", "--grid", "5", "--padding", "2",
-                           "-o", "m.nc"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    done = run_pipeline("evaluate", "p.nc", "--grid", "5", "--padding", "2", "-o", "m.nc", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     with xr.open_dataset(tmp_path / "m.nc") as m:
         for axis, k in zip("xyz", range(3)):
             assert float(m[axis].min()) == pytest.approx(pos[:, k].min() - 2.0, abs=1e-9)
             assert float(m[axis].max()) == pytest.approx(pos[:, k].max() + 2.0, abs=1e-9)
-    done = subprocess.run([sys.executable, "-m", "pipeline", "evaluate", "p.nc", "--grid", "5", "--padding", "5",
-                           "-o", "far.nc"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 1
-    assert done.stderr.strip().splitlines()[-1].startswith("error: --padding 5: the map would reach 2 Å beyond")
+    refused = run_pipeline("evaluate", "p.nc", "--grid", "5", "--padding", "5", "-o", "far.nc", cwd=tmp_path)
+    assert_refused(refused, "error: --padding 5: the map would reach 2 Å beyond")
     assert not (tmp_path / "far.nc").exists()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -17,6 +15,7 @@ from pipeline.electrostatics.splitting import check_tolerance
 from pipeline.resources import check_memory, format_bytes, parse_memory_size
 from pipeline.storage import write_netcdf
 from pipeline.structures.record import Structure, structure_to_dataset
+from tests.cli_run import assert_refused, run_pipeline
 
 
 @pytest.mark.parametrize(
@@ -119,18 +118,6 @@ def test_span_refused_unless_allowed(rng):
     assert prepare_build(pos, q).box_hi[1] > MAX_SPAN_A - 30
 
 
-def _run(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
-
-
-def _assert_refused(res, *needles):
-    assert res.returncode == 1, res.stderr
-    last = res.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: ") and "Traceback" not in res.stderr
-    for needle in needles:
-        assert needle in last, last
-
-
 @pytest.fixture(scope="module")
 def structures(tmp_path_factory):
     folder = tmp_path_factory.mktemp("guards")
@@ -144,31 +131,31 @@ def structures(tmp_path_factory):
 
 
 def test_potential_cli_guards(structures):
-    res = _run("potential", "s.nc", "-o", "p.nc", "--tolerance", "1e-300", cwd=structures)
-    _assert_refused(res, "--tolerance must be in [1e-12, 1e-2]", "1e-300")
-    res = _run("potential", "far.nc", "-o", "p.nc", cwd=structures)
-    _assert_refused(res, "atom index 3 at x = 1e+12 Å", "--allow-large-span")
-    res = _run("potential", "far.nc", "-o", "p.nc", "--allow-large-span", cwd=structures)
-    _assert_refused(res, "the potential build (box 1e+12", "PiB of memory", "available memory", "--max-memory")
-    res = _run("potential", "s.nc", "-o", "p.nc", "--max-memory", "100K", cwd=structures)
-    _assert_refused(res, "the memory limit of 100 KiB (--max-memory)", "raise --tolerance")
-    res = _run("potential", "s.nc", "-o", "p.nc", "--max-memory", "8X", cwd=structures)
-    _assert_refused(res, "--max-memory must be a size", "'8X'")
+    res = run_pipeline("potential", "s.nc", "-o", "p.nc", "--tolerance", "1e-300", cwd=structures)
+    assert_refused(res, "--tolerance must be in [1e-12, 1e-2]", "1e-300")
+    res = run_pipeline("potential", "far.nc", "-o", "p.nc", cwd=structures)
+    assert_refused(res, "atom index 3 at x = 1e+12 Å", "--allow-large-span")
+    res = run_pipeline("potential", "far.nc", "-o", "p.nc", "--allow-large-span", cwd=structures)
+    assert_refused(res, "the potential build (box 1e+12", "PiB of memory", "available memory", "--max-memory")
+    res = run_pipeline("potential", "s.nc", "-o", "p.nc", "--max-memory", "100K", cwd=structures)
+    assert_refused(res, "the memory limit of 100 KiB (--max-memory)", "raise --tolerance")
+    res = run_pipeline("potential", "s.nc", "-o", "p.nc", "--max-memory", "8X", cwd=structures)
+    assert_refused(res, "--max-memory must be a size", "'8X'")
     assert not (structures / "p.nc").exists()
 
 
 def test_descriptors_cli_guard(structures):
-    res = _run("potential", "s.nc", "-o", "pot.nc", "--self-check", "10", cwd=structures)
+    res = run_pipeline("potential", "s.nc", "-o", "pot.nc", "--self-check", "10", cwd=structures)
     assert res.returncode == 0, res.stderr
-    res = _run("descriptors", "s.nc", "--potential", "pot.nc", "-o", "d.nc", "--max-memory", "64K", cwd=structures)
-    _assert_refused(res, "descriptors of 60 atoms (--lmax 2, --n-radial 4, --cutoff 6 Å)", "limit of 64 KiB",
+    res = run_pipeline("descriptors", "s.nc", "--potential", "pot.nc", "-o", "d.nc", "--max-memory", "64K", cwd=structures)
+    assert_refused(res, "descriptors of 60 atoms (--lmax 2, --n-radial 4, --cutoff 6 Å)", "limit of 64 KiB",
                     "lower --lmax, --n-radial or --cutoff")
     assert not (structures / "d.nc").exists()
 
 
 def test_tensor_products_cli_guard(structures):
-    res = _run("tensor-products", "-o", "tp.nc", "--lmax", "10", "--batch", "1000000", "--channels", "16", "--dtype", "float64",
+    res = run_pipeline("tensor-products", "-o", "tp.nc", "--lmax", "10", "--batch", "1000000", "--channels", "16", "--dtype", "float64",
                "--max-memory", "1T", cwd=structures)
-    _assert_refused(res, "tensor-products (--lmax up to 10, --batch 1000000, --channels 16) needs an estimated",
+    assert_refused(res, "tensor-products (--lmax up to 10, --batch 1000000, --channels 16) needs an estimated",
                     "3.5 TiB", "limit of 1 TiB", "lower --batch, --channels or --lmax")
     assert not (structures / "tp.nc").exists()

@@ -60,6 +60,16 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--log-file", metavar="PATH", default=argparse.SUPPRESS, help="also append the log messages to PATH")
 
 
+def add_trajectory_arguments(parser: argparse.ArgumentParser) -> None:
+    """The trajectory options shared by the stages that read frames (potential-frames, descriptors-frames)."""
+    parser.add_argument("structure", help="structure record (netCDF from the ingest stage): charges and labels")
+    parser.add_argument("--trajectory", required=True, metavar="TRAJ", help="trajectory file or mdanalysistests:NAME")
+    parser.add_argument("--topology", metavar="TOP", help="topology read with the trajectory (default: the record's source)")
+    parser.add_argument("--trajectory-format", metavar="FMT", help="trajectory format (default: from the extension)")
+    parser.add_argument("--frames", default="::1", metavar="START:STOP:STEP",
+                        help="frames as a Python slice, STOP exclusive (default ::1, every frame)")
+
+
 def stage_name(module: str) -> str:
     """Subcommand name of a stage module (``potential_chunk`` → ``potential-chunk``)."""
     return module.replace("_", "-")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from pipeline.cli import add_trajectory_arguments
 from pipeline.electrostatics.settings import PotentialSettings, add_arguments
 
 EXAMPLE = ("Example: python -m pipeline descriptors-frames results/structures/adk_dcd.nc --trajectory mdanalysistests:DCD "
@@ -28,11 +29,7 @@ def register(subparsers) -> None:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("structure", help="structure record (netCDF from the ingest stage): charges and labels")
-    parser.add_argument("--trajectory", required=True, metavar="TRAJ", help="trajectory file or mdanalysistests:NAME")
-    parser.add_argument("--topology", metavar="TOP", help="topology read with the trajectory (default: the record's source)")
-    parser.add_argument("--trajectory-format", metavar="FMT", help="trajectory format (default: from the extension)")
-    parser.add_argument("--frames", default="::1", metavar="START:STOP:STEP", help="frames as a Python slice (default ::1)")
+    add_trajectory_arguments(parser)
     parser.add_argument("-o", "--output", required=True, metavar="FILE", help="descriptors file to write (netCDF)")
     group = parser.add_argument_group("descriptors")
     group.add_argument("--lmax", type=int, default=2, help="largest degree L (default 2)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 
+from pipeline.cli import add_trajectory_arguments
 from pipeline.electrostatics.settings import PotentialSettings, add_arguments
 
 EXAMPLE = (
@@ -39,13 +40,7 @@ def register(subparsers) -> None:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("structure", help="structure record (netCDF from the ingest stage): charges and labels")
-    parser.add_argument("--trajectory", required=True, metavar="TRAJ", help="trajectory file or mdanalysistests:NAME")
-    parser.add_argument("--topology", metavar="TOP",
-                        help="topology read with the trajectory (default: the record's source)")
-    parser.add_argument("--trajectory-format", metavar="FMT", help="trajectory format (default: from the extension)")
-    parser.add_argument("--frames", default="::1", metavar="START:STOP:STEP",
-                        help="frames as a Python slice, STOP exclusive (default ::1, every frame)")
+    add_trajectory_arguments(parser)
     parser.add_argument("--block", type=int, default=0, metavar="K", help="block to run, 0 … N-1 (default 0)")
     parser.add_argument("--blocks", type=int, default=1, metavar="N", help="contiguous blocks of the selection (default 1)")
     parser.add_argument("-o", "--output", required=True, metavar="FILE", help="frames file to write (netCDF)")

@@ -72,7 +72,7 @@ def plot_frame_runtime(report: xr.Dataset, fig: Figure) -> bool:
     ax.set_xlabel("frame (position in the selection)")
     ax.set_ylabel("wall time per frame (s)")
     ax.set_yscale("log")
-    ax.set_title("Per-frame runtime (first frame of each job includes compilation)")
+    ax.set_title("Per-frame runtime (the first frame of each job also loads the compiled kernels)")
     ax.legend(fontsize=8)
     return True
 
