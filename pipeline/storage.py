@@ -158,8 +158,11 @@ def write_netcdf(dataset: xr.Dataset, path: str | os.PathLike, *, compress: bool
     return path
 
 
-def read_netcdf(path: str | os.PathLike) -> xr.Dataset:
+def read_netcdf(path: str | os.PathLike, variables=None) -> xr.Dataset:
     """Open a netCDF file written by :func:`write_netcdf` fully into memory.
+
+    ``variables``, when given, limits what is read to those of the named variables that the
+    file has (with their coordinates and the file's attributes).
 
     Raises
     ------
@@ -173,6 +176,8 @@ def read_netcdf(path: str | os.PathLike) -> xr.Dataset:
         raise FileNotFoundError(f"{path}: no such file")
     try:
         with xr.open_dataset(path, engine="netcdf4") as dataset:
+            if variables is not None:
+                dataset = dataset[[name for name in variables if name in dataset]]
             return dataset.load()
     except (OSError, ValueError) as exc:
         raise ValueError(f"{path}: not a readable netCDF file ({exc})") from exc

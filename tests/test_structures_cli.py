@@ -56,6 +56,13 @@ def test_ingest_tpr_gro_round_trip_keeps_box(tmp_path):
         structure.attrs["structure_id"] == "adk_oplsaa"
         and structure.attrs["coordinate_source"] == "mdanalysistests:GRO"
     )
+    # what the potential stages read: the same arrays and attributes, no per-atom text
+    light = load_structure(out, annotations=False)
+    np.testing.assert_array_equal(light.positions, structure.positions)
+    np.testing.assert_array_equal(light.charges, structure.charges)
+    assert light.attrs.keys() == structure.attrs.keys() and light.attrs["box"] == structure.attrs["box"]
+    assert structure.atom_names is not None
+    assert light.atom_names is None and light.residue_ids is None and light.elements is None
 
 
 @pytest.mark.parametrize(

@@ -39,7 +39,7 @@ def load_inputs(structure_path, settings: PotentialSettings):
     ``cell`` is the record's box as a periodic cell when ``settings.periodic`` asks for one
     (``auto``: when the record has a box), else None.
     """
-    structure = load_structure(structure_path)
+    structure = load_structure(structure_path, annotations=False)
     if structure.n_atoms == 0:
         raise ValueError(f"{structure_path}: the structure is empty (0 atoms)")
     cell = cell_for_box(structure.attrs.get("box", []), settings, source=str(structure_path))

@@ -121,21 +121,24 @@ def structure_to_dataset(structure: Structure) -> xr.Dataset:
     return dataset
 
 
-def load_structure(path: str | os.PathLike) -> Structure:
+def load_structure(path: str | os.PathLike, *, annotations: bool = True) -> Structure:
     """Read a structure record written by the ingest stage.
 
     ``attrs["box"]`` comes back as a list of 6 floats (Å, degrees), or ``[]`` without a box.
+    With ``annotations=False`` only positions, charges and the attributes are read (the
+    per-atom names, elements and residues stay None): the potential stages need no more, and
+    decoding the text columns costs seconds at 10⁷ atoms.
 
     Raises
     ------
     ValueError
         When the file lacks the ``positions`` or ``charge`` variables.
     """
-    dataset = read_netcdf(path)
+    dataset = read_netcdf(path) if annotations else read_netcdf(path, ("positions", "charge"))
     missing = [name for name in ("positions", "charge") if name not in dataset]
     if missing:
         raise ValueError(f"{path}: not a structure record, missing variable(s) {', '.join(missing)}")
-    get = lambda name: dataset[name].values if name in dataset else None  # noqa: E731
+    get = lambda name: dataset[name].values if annotations and name in dataset else None  # noqa: E731
     attrs = dict(dataset.attrs)
     if isinstance(attrs.get("dropped"), str):
         attrs["dropped"] = json.loads(attrs["dropped"])
