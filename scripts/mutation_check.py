@@ -70,10 +70,10 @@ MUTATIONS = (
          f"{ACC}::test_random_cloud_vs_direct"),
     ),
     Mutation(
-        "Gaussian window sigma x 1.01 (gather)",
-        "pipeline/electrostatics/long_range.py",
-        "    return xp.exp(-0.5 * (d / sigma) ** 2) / (math.sqrt(2 * math.pi) * sigma)\n",
-        "    return xp.exp(-0.5 * (d / (1.01 * sigma)) ** 2) / (math.sqrt(2 * math.pi) * sigma)\n",
+        "Gaussian window sigma x 1.01 (gather, CuPy spreading)",
+        "pipeline/electrostatics/gridding.py",
+        "    return xp.exp(-0.5 * (d / plan.sigma) ** 2) / (math.sqrt(2 * math.pi) * plan.sigma)\n",
+        "    return xp.exp(-0.5 * (d / (1.01 * plan.sigma)) ** 2) / (math.sqrt(2 * math.pi) * plan.sigma)\n",
         (f"{ACC}::test_coefficients_are_linear_in_charges", f"{ACC}::test_random_cloud_vs_direct"),
     ),
     Mutation(

@@ -63,3 +63,15 @@ def test_degree_rule_interpolates_the_narrowest_gaussian_to_the_tolerance(alpha,
     fewer = int(0.75 * m)
     c = values_to_coefficients_matrix(fewer) @ np.exp(-((alpha * half_width * cheb_nodes1(fewer)) ** 2))
     assert np.max(np.abs(npcheb.chebval(xi, c) - np.exp(-((alpha * half_width * xi) ** 2)))) > tolerance
+
+
+def test_tensor_values_to_coefficients_recovers_a_polynomial(rng):
+    """The per-axis DCT of node values gives back the coefficients of a random tensor polynomial
+    (numpy's chebval3d evaluates it independently); uneven sizes, odd and even."""
+    from pipeline.electrostatics.long_range import values_to_coefficients
+
+    shape = (7, 12, 9)
+    coef = rng.normal(size=shape)
+    nodes = [cheb_nodes1(m) for m in shape]
+    values = npcheb.chebgrid3d(*nodes, coef)
+    np.testing.assert_allclose(values_to_coefficients(values), coef, rtol=0, atol=1e-13 * np.abs(coef).max())

@@ -7,6 +7,8 @@ error definition (compression), the cost model evaluated at neighbouring α.
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 
 import numpy as np
@@ -113,12 +115,23 @@ def _window(d, plan):
     return np.where(np.abs(d) <= plan.radius, w, 0.0)
 
 
-def test_spreading_and_interpolation_match_explicit_weights(rng):
+def _semicircle_window(d, plan):
+    t = d / plan.radius
+    return np.where(np.abs(t) < 1.0, np.exp(plan.beta * (np.sqrt(np.clip(1.0 - t * t, 0.0, None)) - 1.0)), 0.0)
+
+
+@pytest.mark.parametrize("beta", [0.0, 18.5])
+def test_spreading_and_interpolation_match_explicit_weights(rng, beta):
+    """Gaussian (β = 0, free space) and exponential-of-semicircle (β > 0, periodic) windows."""
     pos = rng.uniform(0, 14, (60, 3))
     q = rng.normal(size=60)
     plan = plan_long_range(pos.min(0) - 1, pos.max(0) + 1, 0.5, 1e-6)
+    window = _window
+    if beta:
+        plan, window = dataclasses.replace(plan, beta=beta, radius=4.0 * plan.spacing), _semicircle_window
     axes = [plan.origin[k] + plan.spacing * np.arange(plan.shape[k]) for k in range(3)]
-    w = [_window(axes[k][None, :] - pos[:, k, None], plan) for k in range(3)]  # (n, n_k)
+    w = [window(axes[k][None, :] - pos[:, k, None], plan) for k in range(3)]  # (n, n_k)
+    assert all(np.count_nonzero(wk, axis=1).max() >= 8 for wk in w)
     rho_ref = np.einsum("j,ja,jb,jc->abc", q, *w)
     rho = spread_charges(pos, q, plan)
     np.testing.assert_allclose(rho, rho_ref, rtol=0, atol=1e-13 * np.abs(rho_ref).max())

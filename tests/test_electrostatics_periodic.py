@@ -222,3 +222,55 @@ def test_atoms_at_the_upper_cell_face_stay_inside_the_spreading_grid(tmp_path):
                             timeout=300, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     assert float(result.stdout.strip().splitlines()[-1]) < 1e-8  # the same atom wrapped: the same long range
+
+
+@pytest.mark.parametrize(("grid", "pad"), [((7, 5, 6), 2), ((4, 3, 5), 4), ((3, 9, 2), 3)])
+def test_fold_and_extend_against_index_arithmetic(rng, grid, pad):
+    """Folding adds extended point e onto periodic point (e − pad) mod n, extending copies it back;
+    pad ≤ n (in place) and pad > n (blockwise) on the axes above."""
+    from pipeline.electrostatics.periodic import _extend, _fold
+
+    ext = rng.normal(size=tuple(n + 2 * pad for n in grid))
+    index = [(np.arange(n + 2 * pad) - pad) % n for n in grid]
+    expected = np.zeros(grid)
+    np.add.at(expected, np.ix_(*index), ext)
+    np.testing.assert_allclose(_fold(ext.copy(), pad, grid), expected, rtol=0, atol=1e-13)
+    np.testing.assert_array_equal(_extend(expected, pad), expected[np.ix_(*index)])
+
+
+def test_periodic_sources_are_every_image_within_the_cutoff(rng):
+    """Wrapped atoms first, then exactly the images within the cutoff of the cell (brute force over shifts)."""
+    from pipeline.electrostatics.periodic import fractional, periodic_sources
+
+    cell = cell_matrix([20.0, 23.0, 26.0, 80.0, 95.0, 105.0])
+    positions = rng.uniform(-5.0, 30.0, (300, 3))
+    charges = rng.normal(size=300)
+    sources, source_charges = periodic_sources(positions, charges, cell, 6.0)
+    u = fractional(positions, np.linalg.inv(cell))
+    margin = 6.0 / (np.abs(np.linalg.det(cell)) / np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1))
+    shifts = np.stack(np.meshgrid(*[np.arange(-1, 2)] * 3, indexing="ij"), axis=-1).reshape(-1, 3)
+    shifted = u[None, :, :] + shifts[:, None, :]
+    keep = np.all((shifted >= -margin) & (shifted < 1.0 + margin), axis=2) & np.any(shifts != 0, axis=1)[:, None]
+    np.testing.assert_allclose(sources[:300], u @ cell, atol=1e-12)
+    np.testing.assert_array_equal(source_charges[:300], charges)
+    expected = {tuple(np.round(p, 9)) + (q,) for p, q in zip(shifted[keep] @ cell, np.broadcast_to(charges, keep.shape)[keep])}
+    got = {tuple(np.round(p, 9)) + (q,) for p, q in zip(sources[300:], source_charges[300:])}
+    assert len(sources) - 300 == keep.sum() and got == expected
+
+
+def test_window_transform_against_adaptive_quadrature():
+    """ŵ₁(f) of the exponential-of-semicircle window against scipy's adaptive quadrature in v."""
+    from scipy.integrate import quad
+
+    from pipeline.electrostatics.periodic import plan_periodic, window_transform
+
+    plan = plan_periodic(np.eye(3) * 30.0, 0.3, 1e-6)
+    assert plan.radius == 4.0
+    freqs = np.array([0.0, 0.05, 0.17, 0.25, 0.5])
+
+    def window(v):
+        return math.exp(plan.beta * (math.sqrt(max(1.0 - (v / plan.radius) ** 2, 0.0)) - 1.0))
+
+    expected = [2.0 * quad(lambda v: window(v) * math.cos(2.0 * math.pi * f * v), 0.0, plan.radius,
+                           epsabs=1e-14, epsrel=1e-12, limit=200)[0] for f in freqs]
+    np.testing.assert_allclose(window_transform(freqs, plan), expected, rtol=1e-11, atol=0)

@@ -42,6 +42,7 @@ from pipeline.electrostatics.parameters import (
     choose_alpha_periodic,
     choose_cutoff,
     default_box,
+    fft_memory_budget,
     internal_tolerances,
 )
 from pipeline.electrostatics.periodic import (
@@ -64,7 +65,7 @@ from pipeline.electrostatics.potential import (
 )
 from pipeline.electrostatics.settings import DEFAULT_MAX_STORAGE_BYTES, DEFAULT_PADDING, MAX_SPAN_A
 from pipeline.electrostatics.splitting import Split, check_tolerance, make_split
-from pipeline.resources import check_memory
+from pipeline.resources import available_memory_bytes, check_memory
 
 log = logging.getLogger(__name__)
 #: Each storage step aims this far below the limit, modelling storage ∝ α^STORAGE_EXPONENT
@@ -201,7 +202,8 @@ def prepare_build(
     lo, hi = tuple(float(v) for v in lo), tuple(float(v) for v in hi)
     check_inside(positions, lo, hi, "charges")
     if alpha is None:
-        alpha = choose_alpha(lo, hi, tolerance, n_atoms=int(positions.shape[0]))
+        alpha = choose_alpha(lo, hi, tolerance, n_atoms=int(positions.shape[0]),
+                             fft_memory_bytes=_fft_budget(positions, max_memory_bytes))
     if not alpha > 0:
         raise ValueError(f"alpha must be > 0 1/Å, got {alpha!r}")
     kernel = _split_for_box(split, alpha, internal, lo, hi, kappa)
@@ -236,6 +238,12 @@ def prepare_build(
                       dielectric=float(dielectric))
 
 
+def _fft_budget(positions, max_memory_bytes: int | None) -> float:
+    """FFT working set allowed to the automatic α: a share of the user's limit or of the memory available."""
+    limit = max_memory_bytes if max_memory_bytes is not None else available_memory_bytes(namespace_of(positions))
+    return fft_memory_budget(limit)
+
+
 def _prepare_periodic(positions, *, tolerance, split, alpha, cutoff, degree, dielectric, kappa, cell,
                       accuracy: dict, max_memory_bytes: int | None) -> BuildSetup:
     """:func:`prepare_build` for a periodic cell (any position is wrapped into it)."""
@@ -243,7 +251,8 @@ def _prepare_periodic(positions, *, tolerance, split, alpha, cutoff, degree, die
         raise ValueError(f"periodic sums need the split 'ewald', got {split!r}")
     cell = cell_matrix(cell)
     if alpha is None:
-        alpha = choose_alpha_periodic(cell, tolerance, n_atoms=int(positions.shape[0]))
+        alpha = choose_alpha_periodic(cell, tolerance, n_atoms=int(positions.shape[0]),
+                                      fft_memory_bytes=_fft_budget(positions, max_memory_bytes))
     if not alpha > 0:
         raise ValueError(f"alpha must be > 0 1/Å, got {alpha!r}")
     internal = accuracy["internal_tolerance"]

@@ -41,7 +41,7 @@ from pipeline.electrostatics.chebyshev import (
     from_reference,
     values_to_coefficients_matrix,
 )
-from pipeline.electrostatics.gridding import spread_charges
+from pipeline.electrostatics.gridding import spread_charges, window_weights
 from pipeline.electrostatics.short_range import SELF_BUFFER_ENTRIES
 from pipeline.electrostatics.tucker import mode_product, tucker_hosvd
 
@@ -68,11 +68,15 @@ class LongRangePlan:
     sigma : float
         Standard deviation s of the spreading Gaussian per axis.
     radius : float
-        Truncation radius R_w of the spreading Gaussian.
+        Truncation radius R_w of the window.
     origin : tuple of 3 floats
         Position of grid point (0, 0, 0).
     shape : tuple of 3 ints
         Uniform grid points per axis n_k.
+    beta : float
+        0 for the Gaussian window (free space); > 0 for the exponential-of-semicircle window
+        of shape parameter β and half-width R_w (``sigma`` unused), see
+        :func:`~pipeline.electrostatics.gridding.window_weights`.
     """
 
     box_lo: tuple
@@ -83,6 +87,7 @@ class LongRangePlan:
     radius: float
     origin: tuple
     shape: tuple
+    beta: float = 0.0
 
     def to_dict(self) -> dict:
         return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
@@ -148,10 +153,6 @@ def plan_long_range(box_lo, box_hi, t_max: float, tolerance: float, *, degree=No
         origin=tuple(origin.tolist()),
         shape=shape,
     )
-
-
-def _gauss1(d, sigma: float, xp):
-    return xp.exp(-0.5 * (d / sigma) ** 2) / (math.sqrt(2 * math.pi) * sigma)
 
 
 def fft_shape(shape) -> tuple:
@@ -263,17 +264,37 @@ def node_coordinates(plan: LongRangePlan, *, xp=np):
 
 
 def gather_on_axes(grid_values, plan: LongRangePlan, axes):
-    """h³ Σ_g W_s(x − y_g) U_g on the tensor grid ``axes[0] × axes[1] × axes[2]`` (Å), separable.
+    """h³ Σ_g W(x − y_g) U_g on the tensor grid ``axes[0] × axes[1] × axes[2]`` (Å), separable.
 
-    Three mode products with (len(axes[k]) × n_k) Gaussian matrices; shape (len(axes[0]), …).
+    Three mode products with (len(axes[k]) × n_k) window matrices (:func:`window_weights`),
+    sparse on the CPU for a window of compact support; shape (len(axes[0]), …).
     """
     xp = namespace_of(grid_values)
+    banded = plan.beta > 0.0 and backend_name(xp) == "numpy"  # a window of compact support
     out = grid_values
     for axis, x in enumerate(axes):
         y = plan.origin[axis] + plan.spacing * xp.arange(plan.shape[axis], dtype=xp.float64)
-        mat = _gauss1(xp.asarray(x)[:, None] - y[None, :], plan.sigma, xp) * plan.spacing
-        out = mode_product(out, mat, axis)
+        mat = window_weights(xp.asarray(x)[:, None] - y[None, :], plan, xp) * plan.spacing
+        out = _sparse_mode_product(out, mat, axis) if banded else mode_product(out, mat, axis)
     return out
+
+
+def _sparse_mode_product(tensor, matrix, mode: int):
+    """:func:`mode_product` for a (p, n) ``matrix`` with few nonzeros per row, as sparse products.
+
+    A window of compact support touches P ≪ n grid points per node, so the cost is
+    P·p·(the other two sizes) instead of n times that.
+    """
+    from scipy import sparse
+
+    csr = sparse.csr_matrix(matrix)
+    s0, s1, s2 = tensor.shape
+    if mode == 0:
+        return (csr @ tensor.reshape(s0, s1 * s2)).reshape(csr.shape[0], s1, s2)
+    if mode == 1:
+        return np.stack([csr @ tensor[a] for a in range(s0)])
+    flat = np.ascontiguousarray(tensor.reshape(s0 * s1, s2).T)
+    return np.ascontiguousarray((csr @ flat).T).reshape(s0, s1, csr.shape[0])
 
 
 def gather_at_nodes(grid_values, plan: LongRangePlan):
@@ -282,11 +303,24 @@ def gather_at_nodes(grid_values, plan: LongRangePlan):
 
 
 def values_to_coefficients(values):
-    """Chebyshev coefficients (low to high per axis) of node values, shape unchanged."""
+    """Chebyshev coefficients (low to high per axis) of node values, shape unchanged.
+
+    A DCT-II per axis: with SciPy's FFT on the CPU (m³ log m), as dense (m × m) mode products
+    on other backends.
+    """
     xp = namespace_of(values)
-    out = values
+    if backend_name(xp) != "numpy":
+        out = values
+        for axis in range(3):
+            out = mode_product(out, values_to_coefficients_matrix(values.shape[axis], xp=xp), axis)
+        return out
+    import scipy.fft as sfft
+
+    out = np.asarray(values, dtype=np.float64)
     for axis in range(3):
-        out = mode_product(out, values_to_coefficients_matrix(values.shape[axis], xp=xp), axis)
+        # c = (2/m) Σ_j f_j cos(πn(j + ½)/m), c₀ halved; scipy's unnormalised DCT-II has the factor 2
+        out = sfft.dct(out, type=2, axis=axis, workers=-1) / out.shape[axis]
+        out[(slice(None),) * axis + (0,)] *= 0.5
     return out
 
 
@@ -303,7 +337,7 @@ def long_range_grid(positions, charges, plan: LongRangePlan, split):
 
 def grid_to_coefficients(grid_values, plan: LongRangePlan):
     """Chebyshev coefficients (m1, m2, m3) of h³ W_s * U at the nodes (steps 3–4), e/Å."""
-    with single_blas_thread(namespace_of(grid_values)):
+    with single_blas_thread(namespace_of(grid_values), grid_values.size):
         return values_to_coefficients(gather_at_nodes(grid_values, plan))
 
 

@@ -11,16 +11,19 @@ Sum. For the kernel splits of :mod:`.splitting` the periodic long range at x is
 it). A net charge Q of a Coulomb cell adds the uniform neutralising background −πQ/(Vα²)
 (:func:`background_potential`), which makes the total independent of α.
 
-Grid (the free-space machinery of :mod:`.gridding` in grid-index units v = u·n): charges are
-spread with a Gaussian of standard deviation τ grid points per axis (separable in fractional
-coordinates, so any triclinic cell works), folded periodically onto n₁×n₂×n₃ points,
-transformed by a real FFT, multiplied by N φ̂_L(k)/(V ŵ(m)²) with ŵ(m) = Π e^{−2π²τ²m_k²/n_k²},
-transformed back and gathered with the same window, at the atoms (interpolation) and at the
-Chebyshev nodes of the unit cube of fractional coordinates, whose coefficients are then
-Tucker-compressed exactly as in free space. Errors: φ̂_L is negligible (≤ ε_g) beyond
-|k| = 2α√ln(1/ε_g), i.e. |m_k| ≤ M_k = |a_k| α √ln(1/ε_g)/π; with n_k = 2c·M_k points the
-aliased images are damped by e^{−2π²τ²(1 − 1/c)} ≤ ε_g, which fixes τ; the window is cut at
-R = τ√(2 ln(1/ε_g)). Chebyshev degree per axis: the Gaussian rule with half width |a_k|/2.
+Grid (the machinery of :mod:`.gridding` in grid-index units v = u·n): charges are spread
+with the exponential-of-semicircle window w(v) = exp(β(√(1 − (v/R)²) − 1)), |v| < R grid
+points per axis (separable in fractional coordinates, so any triclinic cell works), folded
+periodically onto n₁×n₂×n₃ points, transformed by a real FFT, multiplied by
+N φ̂_L(k)/(V ŵ(m)²) with ŵ(m) = Π_k ŵ₁(m_k/n_k) the window's Fourier transform
+(:func:`window_transform`, by quadrature), transformed back and gathered with the same
+window, at the atoms (interpolation) and at the Chebyshev nodes of the unit cube of
+fractional coordinates, whose coefficients are then Tucker-compressed exactly as in free
+space. Errors: φ̂_L is negligible (≤ ε_g) beyond |k| = 2α√ln(1/ε_g), i.e.
+|m_k| ≤ M_k = |a_k| α √ln(1/ε_g)/π; with n_k = 2c·M_k points the window of width 2R and
+β = 0.98·π·2R(1 − 1/(2c)) errs by about e^{−2πR√(1 − 1/c)} (Barnett et al. 2019), which
+fixes R (:func:`plan_periodic`; 2R = 8 points per axis at ε = 1e-6, where a Gaussian window
+needs 13.5). Chebyshev degree per axis: the Gaussian rule with half width |a_k|/2.
 
 Short range: every atom's periodic images within the cutoff of the cell (:func:`periodic_sources`)
 join the sources of the ordinary free-space cell list; targets are wrapped into the cell. This
@@ -30,6 +33,8 @@ References
 ----------
 Essmann et al., "A smooth particle mesh Ewald method", J. Chem. Phys. 103, 8577 (1995).
 Lindbo, Tornberg, "Spectral accuracy in fast Ewald-based methods", J. Comput. Phys. 230 (2011).
+Barnett, Magland, af Klinteberg, "A parallel nonuniform fast Fourier transform library based on
+an 'exponential of semicircle' kernel", SIAM J. Sci. Comput. 41, C479 (2019).
 """
 
 from __future__ import annotations
@@ -51,6 +56,12 @@ OVERSAMPLING = 2.0
 GRID_MARGIN = 0.3
 #: Smallest grid per axis.
 MIN_GRID = 8
+#: Window points per axis added to the width that the error estimate asks for.
+WINDOW_MARGIN_POINTS = 1
+#: β = BETA_FACTOR·π·2R·(1 − 1/(2c)) for a window of half-width R (Barnett et al. 2019).
+BETA_FACTOR = 0.98
+#: Gauss–Legendre nodes of the window's Fourier transform (:func:`window_transform`).
+TRANSFORM_NODES = 64
 
 
 def cell_matrix(box) -> np.ndarray:
@@ -128,19 +139,22 @@ def periodic_sources(positions, charges, cell, cutoff: float):
     xp = namespace_of(positions, charges)
     cell = np.asarray(cell, dtype=np.float64)
     u = fractional(positions, np.linalg.inv(cell))
-    margin = float(cutoff) / cell_widths(cell)
-    reach = np.ceil(margin).astype(int)
+    reach = np.ceil(float(cutoff) / cell_widths(cell)).astype(int)
+    margin = xp.asarray(float(cutoff) / cell_widths(cell))  # on the atoms' backend
     parts, part_q = [u], [charges]
+    # only atoms within the margin of a face have images inside the extended cell
+    near = xp.nonzero(xp.any((u < margin[None, :]) | (u >= 1.0 - margin[None, :]), axis=1))[0]
+    u_near, q_near = u[near], charges[near]
     for n0 in range(-reach[0], reach[0] + 1):
         for n1 in range(-reach[1], reach[1] + 1):
             for n2 in range(-reach[2], reach[2] + 1):
                 if n0 == n1 == n2 == 0:
                     continue
-                shifted = u + xp.asarray([n0, n1, n2], dtype=xp.float64)
+                shifted = u_near + xp.asarray([n0, n1, n2], dtype=xp.float64)
                 keep = xp.all((shifted >= -margin[None, :]) & (shifted < 1.0 + margin[None, :]), axis=1)
                 if bool(keep.any()):
                     parts.append(shifted[keep])
-                    part_q.append(charges[keep])
+                    part_q.append(q_near[keep])
     return apply_matrix(xp.concatenate(parts), cell), xp.concatenate(part_q)
 
 
@@ -164,16 +178,16 @@ class PeriodicPlan:
         Chebyshev nodes per fractional axis.
     grid : tuple of 3 ints
         Periodic grid points per axis n_k.
-    tau : float
-        Window standard deviation, grid points.
+    beta : float
+        Shape parameter β of the exponential-of-semicircle window.
     radius : float
-        Window truncation radius, grid points.
+        Window half-width R, grid points.
     """
 
     cell: tuple
     degree: tuple
     grid: tuple
-    tau: float
+    beta: float
     radius: float
     periodic: bool = True
 
@@ -200,17 +214,17 @@ class PeriodicPlan:
         pad = self.pad
         ext = tuple(n + 2 * pad for n in self.grid)
         return LongRangePlan(box_lo=(0.0,) * 3, box_hi=tuple(float(n) for n in self.grid), degree=self.degree,
-                             spacing=1.0, sigma=float(self.tau), radius=float(self.radius),
-                             origin=(-float(pad),) * 3, shape=ext)
+                             spacing=1.0, sigma=0.0, radius=float(self.radius), origin=(-float(pad),) * 3,
+                             shape=ext, beta=float(self.beta))
 
     def to_dict(self) -> dict:
         return {"periodic": True, "cell": [list(r) for r in self.cell], "degree": list(self.degree),
-                "grid": list(self.grid), "tau": self.tau, "radius": self.radius}
+                "grid": list(self.grid), "beta": self.beta, "radius": self.radius}
 
     @classmethod
     def from_dict(cls, data: dict) -> "PeriodicPlan":
         return cls(cell=tuple(tuple(float(v) for v in r) for r in data["cell"]), degree=tuple(data["degree"]),
-                   grid=tuple(data["grid"]), tau=float(data["tau"]), radius=float(data["radius"]))
+                   grid=tuple(data["grid"]), beta=float(data["beta"]), radius=float(data["radius"]))
 
 
 def plan_periodic(cell, t_max: float, tolerance: float, *, degree=None, grid_tolerance: float | None = None) -> PeriodicPlan:
@@ -226,8 +240,9 @@ def plan_periodic(cell, t_max: float, tolerance: float, *, degree=None, grid_tol
     log_tol = math.log(1.0 / grid_tol)
     modes = lengths * t_max * math.sqrt(log_tol) / math.pi
     grid = tuple(max(MIN_GRID, sfft.next_fast_len(int(math.ceil(2.0 * OVERSAMPLING * m)), real=True)) for m in modes)
-    tau = math.sqrt(log_tol / (2.0 * math.pi**2 * (1.0 - 1.0 / OVERSAMPLING)))
-    radius = tau * math.sqrt(2.0 * log_tol)
+    width = math.ceil(log_tol / (math.pi * math.sqrt(1.0 - 1.0 / OVERSAMPLING))) + WINDOW_MARGIN_POINTS
+    radius = 0.5 * width
+    beta = BETA_FACTOR * math.pi * width * (1.0 - 0.5 / OVERSAMPLING)
     if degree is None:
         deg = tuple(degree_for_gaussian(t_max, 0.5 * float(length), tolerance) for length in lengths)
     elif np.ndim(degree) == 0:
@@ -235,7 +250,7 @@ def plan_periodic(cell, t_max: float, tolerance: float, *, degree=None, grid_tol
     else:
         deg = tuple(int(d) for d in degree)
     return PeriodicPlan(cell=tuple(tuple(float(v) for v in row) for row in cell), degree=deg, grid=grid,
-                        tau=float(tau), radius=float(radius))
+                        beta=float(beta), radius=float(radius))
 
 
 def estimate_periodic_bytes(plan: PeriodicPlan, n_atoms: int, cutoff: float) -> int:
@@ -259,52 +274,59 @@ def estimate_periodic_bytes(plan: PeriodicPlan, n_atoms: int, cutoff: float) -> 
 
 
 def _fold(rho_ext, pad: int, grid):
-    """Add the extended grid's points onto their periodic images: shape ``grid``."""
+    """Add the extended grid's points onto their periodic images: shape ``grid`` (``rho_ext`` is overwritten).
+
+    Extended index e is periodic point (e − pad) mod n. Where pad ≤ n on every axis, each
+    axis's two margins are added in place onto the core planes they wrap to (e ∈ [0, pad) onto
+    e + n, e ∈ [n + pad, n + 2·pad) onto e − n) and the core kept, without temporaries;
+    otherwise every extended plane is added onto its image one block of n planes at a time.
+    """
     xp = namespace_of(rho_ext)
     out = rho_ext
-    del rho_ext  # each axis's folded array replaces the previous one
+    del rho_ext
     for axis, n in enumerate(grid):
-        length = out.shape[axis]
-        folded_shape = list(out.shape)
-        folded_shape[axis] = n
-        folded = xp.zeros(folded_shape)
-        index = (np.arange(length) - pad) % n
-        for start in range(0, length, n):
-            sl = [slice(None)] * 3
-            sl[axis] = slice(start, min(start + n, length))
-            block = out[tuple(sl)]
-            target = [slice(None)] * 3
-            # consecutive extended points map to consecutive periodic points, wrapping at most once
-            idx = index[start : start + block.shape[axis]]
-            first = int(idx[0])
+        def on_axis(start, stop, axis=axis):
+            return (slice(None),) * axis + (slice(start, stop),)
+
+        if pad <= n:
+            out[on_axis(pad, 2 * pad)] += out[on_axis(n + pad, n + 2 * pad)]
+            out[on_axis(n, n + pad)] += out[on_axis(0, pad)]
+            out = out[on_axis(pad, pad + n)]
+            continue
+        folded = xp.zeros(out.shape[:axis] + (n,) + out.shape[axis + 1:])
+        for start in range(0, out.shape[axis], n):
+            block = out[on_axis(start, start + n)]
+            first = (start - pad) % n  # consecutive extended planes wrap at most once per block
             head = min(n - first, block.shape[axis])
-            target[axis] = slice(first, first + head)
-            src = [slice(None)] * 3
-            src[axis] = slice(0, head)
-            folded[tuple(target)] += block[tuple(src)]
+            folded[on_axis(first, first + head)] += block[on_axis(0, head)]
             if head < block.shape[axis]:
-                target[axis] = slice(0, block.shape[axis] - head)
-                src[axis] = slice(head, block.shape[axis])
-                folded[tuple(target)] += block[tuple(src)]
+                folded[on_axis(0, block.shape[axis] - head)] += block[on_axis(head, block.shape[axis])]
         out = folded
-    return out
+    return xp.ascontiguousarray(out)
 
 
 def _extend(values, pad: int):
     """Periodic extension by ``pad`` points on each side of every axis."""
     xp = namespace_of(values)
-    shape = values.shape
-    out = values
-    del values  # each axis's extended array replaces the previous one
-    for axis, n in enumerate(shape):
-        index = xp.asarray((np.arange(n + 2 * pad) - pad) % n)
-        out = xp.take(out, index, axis=axis)
-    return xp.ascontiguousarray(out)
+    return xp.ascontiguousarray(xp.pad(values, pad, mode="wrap"))
 
 
 #: First-axis planes of the half spectrum whose kernel multiplier is formed at a time (bounds the
 #: temporaries of :func:`apply_kernel` to a few slabs instead of several spectrum-sized arrays).
 KERNEL_SLAB = 16
+
+
+def window_transform(frequency, plan: PeriodicPlan) -> np.ndarray:
+    """ŵ₁(f) = ∫ w(v) e^{−2πi f v} dv of the 1-D window of ``plan`` (v in grid points), same shape as ``frequency``.
+
+    With v = R sin θ the integrand e^{β(cos θ − 1)} cos(2π f R sin θ) R cos θ is smooth on
+    [−π/2, π/2], so :data:`TRANSFORM_NODES` Gauss–Legendre nodes reach machine precision.
+    """
+    nodes, weights = np.polynomial.legendre.leggauss(TRANSFORM_NODES)
+    theta = 0.5 * math.pi * nodes
+    integrand = np.exp(plan.beta * (np.cos(theta) - 1.0)) * plan.radius * np.cos(theta) * (0.5 * math.pi * weights)
+    f = np.asarray(frequency, dtype=np.float64)
+    return np.cos(2.0 * math.pi * plan.radius * f[..., None] * np.sin(theta)) @ integrand
 
 
 def kernel_multiplier(plan: PeriodicPlan, split, *, rows=slice(None), xp=np):
@@ -317,7 +339,8 @@ def kernel_multiplier(plan: PeriodicPlan, split, *, rows=slice(None), xp=np):
     m0, m1, m2 = m[0][:, None, None], m[1][None, :, None], m[2][None, None, :]
     k2 = 4.0 * math.pi**2 * (metric[0, 0] * m0 * m0 + metric[1, 1] * m1 * m1 + metric[2, 2] * m2 * m2
                              + 2.0 * (metric[0, 1] * m0 * m1 + metric[0, 2] * m0 * m2 + metric[1, 2] * m1 * m2))
-    deconv = np.exp(4.0 * math.pi**2 * plan.tau**2 * ((m0 / n1) ** 2 + (m1 / n2) ** 2 + (m2 / n3) ** 2))
+    w0, w1, w2 = (window_transform(f, plan) for f in (m0 / n1, m1 / n2, m2 / n3))
+    deconv = 1.0 / (w0 * w1 * w2) ** 2
     volume = float(abs(np.linalg.det(cell)))
     total = float(n1 * n2 * n3)
     return xp.asarray(split.fourier_long(k2) * deconv * (total / volume))
@@ -357,7 +380,7 @@ def periodic_grid_to_coefficients(grid_values, plan: PeriodicPlan):
     """Chebyshev coefficients (m1, m2, m3) over the unit cube of fractional coordinates, e/Å."""
     xp = namespace_of(grid_values)
     axes = [from_reference(cheb_nodes1(m, xp=xp), 0.0, float(n)) for m, n in zip(plan.degree, plan.grid)]
-    with single_blas_thread(xp):
+    with single_blas_thread(xp, grid_values.size):
         return values_to_coefficients(gather_on_axes(grid_values, plan.window, axes))
 
 

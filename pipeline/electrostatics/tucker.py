@@ -119,7 +119,7 @@ def tucker_hosvd(tensor, rel_tol: float, *, ranks=None, max_rank: int | None = N
     would exceed the tail budget.
     """
     xp = namespace_of(tensor)
-    with single_blas_thread(xp):
+    with single_blas_thread(xp, tensor.size):
         return _tucker_hosvd(tensor, rel_tol, ranks, max_rank, hooi_sweeps, xp)
 
 
