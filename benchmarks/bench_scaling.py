@@ -1,0 +1,120 @@
+"""The potential stage from 10⁴ to 10⁷ atoms, as whole processes: wall time, peak memory, error.
+
+Two systems per size: periodic rock salt (±1 e on an fcc/fcc lattice of constant 5.64 Å,
+cubic box, exact per-ion potential −q·M/(a/2) with the Madelung constant M) and a
+protein-like cloud in free space (0.1 atoms/Å³, charges ±0.5 e with 0.1 e noise, neutral;
+reference: direct summation at ``--check`` sampled atoms). Each run is
+``python -m pipeline potential S.nc -o P.nc --tolerance EPS --self-check 0`` (the stage's own
+self-check is replaced by the references above, which cost O(N) instead of O(N·sample));
+its wall time and peak resident memory (the child's ru_maxrss) are recorded. The scaling
+exponent is the least-squares slope of log(time) against log(N) over the sizes run.
+
+Example: python benchmarks/bench_scaling.py out.json --sizes 10000 100000 1000000 10000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from pipeline.electrostatics import direct_potential
+from pipeline.storage import write_netcdf
+from pipeline.structures.record import Structure, structure_to_dataset
+
+#: Rock-salt lattice constant, Å.
+LATTICE_A = 5.64
+#: Madelung constant of rock salt (nearest-neighbour distance a/2).
+MADELUNG_NACL = 1.747564594633182
+
+
+def rocksalt(n_ions: int):
+    """(positions Å, charges e, box [a, b, c, α, β, γ]) of about ``n_ions`` ions (8·cells³)."""
+    cells = math.ceil((n_ions / 8.0) ** (1.0 / 3.0) - 1e-9)
+    fcc = np.array([[0.0, 0.0, 0.0], [0.5, 0.5, 0.0], [0.5, 0.0, 0.5], [0.0, 0.5, 0.5]])
+    origins = np.stack(np.meshgrid(*[np.arange(cells)] * 3, indexing="ij"), axis=-1).reshape(-1, 1, 3)
+    na = (origins + fcc[None]).reshape(-1, 3)
+    cl = na + np.array([0.5, 0.0, 0.0])
+    positions = np.concatenate([na, cl]) * LATTICE_A
+    charges = np.concatenate([np.ones(len(na)), -np.ones(len(cl))])
+    side = cells * LATTICE_A
+    return positions, charges, [side, side, side, 90.0, 90.0, 90.0]
+
+
+def protein_cloud(n: int, rng):
+    """(positions Å, charges e, no box) of a uniform neutral cloud at 0.1 atoms/Å³."""
+    width = (n / 0.1) ** (1 / 3)
+    q = rng.choice([-0.5, 0.5], n) + rng.normal(0.0, 0.1, n)
+    return rng.uniform(0.0, width, (n, 3)), q - q.mean(), []
+
+
+def run_stage(work: Path, tolerance: float) -> tuple[float, float]:
+    """Run the potential stage on work/s.nc: (wall seconds, peak resident MiB of the process)."""
+    cmd = [sys.executable, "-m", "pipeline", "potential", "s.nc", "-o", "p.nc", "--tolerance", str(tolerance),
+           "--self-check", "0", "-q"]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=work, stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    stderr = proc.stderr.read()
+    proc.stderr.close()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{stderr[-3000:]}")
+    return seconds, usage.ru_maxrss / 1024.0
+
+
+def one(system: str, n: int, tolerance: float, check: int, rng) -> dict:
+    positions, charges, box = rocksalt(n) if system == "rocksalt" else protein_cloud(n, rng)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        record = Structure(positions=positions, charges=charges, attrs={"structure_id": system, "source": "bench", "box": box})
+        write_netcdf(structure_to_dataset(record), work / "s.nc")
+        seconds, peak_mib = run_stage(work, tolerance)
+        with xr.open_dataset(work / "p.nc") as p:
+            phi = p["potential"].values
+    if system == "rocksalt":
+        reference = -charges * MADELUNG_NACL / (LATTICE_A / 2.0)
+        error = float(np.max(np.abs(phi - reference)) / np.max(np.abs(reference)))
+    else:
+        idx = np.sort(rng.choice(n, size=min(check, n), replace=False))
+        reference = direct_potential(positions[idx], positions, charges)
+        error = float(np.max(np.abs(phi[idx] - reference)) / np.max(np.abs(reference)))
+    row = {"system": system, "atoms": int(charges.size), "seconds": seconds, "peak_MiB": peak_mib, "max_rel_error": error}
+    print(f"{system:9s} N={row['atoms']:>9d}  {seconds:8.2f} s  {peak_mib:9.0f} MiB  error {error:.1e}", flush=True)
+    return row
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("output", help="JSON file of the results")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--systems", nargs="+", choices=("rocksalt", "cloud"), default=["rocksalt", "cloud"])
+    parser.add_argument("--tolerance", type=float, default=1e-6)
+    parser.add_argument("--check", type=int, default=30, help="cloud atoms compared with direct summation")
+    args = parser.parse_args()
+
+    rng = np.random.default_rng(0)
+    rows = [one(system, n, args.tolerance, args.check, rng) for system in args.systems for n in args.sizes]
+    exponents = {}
+    for system in args.systems:
+        mine = [r for r in rows if r["system"] == system]
+        if len(mine) > 1:
+            slope = np.polyfit(np.log([r["atoms"] for r in mine]), np.log([r["seconds"] for r in mine]), 1)[0]
+            exponents[system] = float(slope)
+            print(f"{system}: time ∝ N^{slope:.2f} over {mine[0]['atoms']}–{mine[-1]['atoms']} atoms")
+    result = {"cores": os.cpu_count(), "tolerance": args.tolerance, "rows": rows, "exponents": exponents}
+    Path(args.output).write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
