@@ -100,3 +100,24 @@ def test_recorded_tucker_error_is_the_reconstruction_error(tolerance):
     assert actual <= tolerance * TUCKER_MARGIN
     # meaningful against the budget: within a tenth of it (measured 5e-9 and 3.3e-9 off at 1e-6, 1e-7)
     assert abs(pot.params["tucker_rel_error"] - actual) <= 0.1 * tolerance * TUCKER_MARGIN
+
+
+def test_the_fft_budget_caps_the_automatic_alpha_of_a_large_cell():
+    """10⁷ ions of rock salt: a 2.5 GB FFT forces α down (longer cutoff); 30 % of a 20 GB limit
+    lets it rise, and every α chosen keeps its grid inside the budget it was given."""
+    from pipeline.electrostatics.parameters import (
+        FFT_BYTES_PER_POINT,
+        FFT_MEMORY_BYTES,
+        choose_alpha_periodic,
+        fft_memory_budget,
+    )
+    from pipeline.electrostatics.periodic import cell_matrix, plan_periodic
+
+    assert fft_memory_budget(None) == FFT_MEMORY_BYTES and fft_memory_budget(1e9) == FFT_MEMORY_BYTES
+    assert fft_memory_budget(20e9) == pytest.approx(6e9)
+    cell = cell_matrix([609.12] * 3 + [90.0] * 3)
+    small = choose_alpha_periodic(cell, 1e-6, n_atoms=10_077_696)
+    large = choose_alpha_periodic(cell, 1e-6, n_atoms=10_077_696, fft_memory_bytes=fft_memory_budget(20e9))
+    assert large > 1.2 * small
+    for alpha, budget in ((small, FFT_MEMORY_BYTES), (large, 6e9)):
+        assert FFT_BYTES_PER_POINT * np.prod(plan_periodic(cell, alpha, 1e-6).grid) <= budget
