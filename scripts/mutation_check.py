@@ -77,6 +77,14 @@ MUTATIONS = (
         (f"{ACC}::test_coefficients_are_linear_in_charges", f"{ACC}::test_random_cloud_vs_direct"),
     ),
     Mutation(
+        "Periodic window transform with beta x 1.01 (deconvolution off the window)",
+        "pipeline/electrostatics/periodic.py",
+        "    integrand = np.exp(plan.beta * (np.cos(theta) - 1.0))",
+        "    integrand = np.exp(1.01 * plan.beta * (np.cos(theta) - 1.0))",
+        ("tests/test_electrostatics_periodic.py::test_madelung_constants_from_one_cell",
+         "tests/test_electrostatics_periodic.py::test_window_transform_against_adaptive_quadrature"),
+    ),
+    Mutation(
         "Tucker rank one below the tail rule",
         "pipeline/electrostatics/tucker.py",
         "            rank = r\n            break\n",
