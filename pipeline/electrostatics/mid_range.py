@@ -165,11 +165,10 @@ def points_short_range(potential, points):
     alpha2 = choose_points_alpha(potential, int(points.shape[0]))
     if alpha2 is None:
         short, same = short_range_sum(points, potential.positions, potential.sources, potential.split,
-                                      potential.cutoff, coincident=True, tolerance=internal_tolerance(potential.params))
+                                      potential.cutoff, coincident=True)
         return xp.zeros(points.shape[0]), short, same * potential.split.long_at_zero()
     outer, cutoff2, plan, mid_grid = _mid_range_grid(potential, alpha2)
     mid = interpolate_grid(mid_grid, points, plan)
     del mid_grid
-    short, same = short_range_sum(points, potential.positions, potential.sources, outer, cutoff2, coincident=True,
-                                  tolerance=internal_tolerance(potential.params))
+    short, same = short_range_sum(points, potential.positions, potential.sources, outer, cutoff2, coincident=True)
     return mid, short, same * outer.long_at_zero()

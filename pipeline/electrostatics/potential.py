@@ -277,7 +277,7 @@ class ChebyshevTuckerPotential:
         long = self.long_range(points)  # checks the points first
         if self.periodic:
             short, same = short_range_sum(self.wrap(points), *self.periodic_sources(self.cutoff), self.split,
-                                          self.cutoff, coincident=True, tolerance=internal_tolerance(self.params))
+                                          self.cutoff, coincident=True)
             long = long - same * self.split.long_at_zero()
             total = short + long
             return (total, short, long) if parts else total

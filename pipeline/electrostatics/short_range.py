@@ -2,8 +2,8 @@
 
 On the CPU a compiled cell list (Numba, parallel over targets) does the work. Sources are
 stored as separate coordinate arrays (x, y, z, q), sorted by columns of edge r_c/3 in x and
-y and, inside a column, by slabs of height r_c/12 in z and then by z, so the sources of a
-column between two heights are one contiguous run. Targets are visited in cell order
+y and, inside a column, by slabs of height r_c/12 in z, so the sources of a column between two
+slabs are one contiguous run. Targets are visited in cell order
 (neighbouring targets read the same sources from cache); for every target only the columns
 that the sphere of radius r_c reaches are scanned, each over the slabs that the sphere covers
 above the column's nearest point (about 1.6 pairs visited per pair inside the cutoff).
@@ -19,11 +19,12 @@ Horner's rule, unrolled) and one 1/√s give φ_S without a series in r. Its err
 terms). At the atoms themselves (:func:`short_range_at_atoms`) each pair is evaluated once and
 credited to both atoms (the run's contiguous entries of a per-thread buffer), half the work.
 
-The field, and splits for which no polynomial of :data:`POLY_TERMS` terms fits (the screened
-split, whose 1/r − φ_S = φ_L + (1 − e^{−κr})/r has odd powers of r), take
-the in-range pairs of each run and the piecewise polynomials of :func:`kernel_table` (g and
-g′, degree :data:`TABLE_DEGREE` on equal intervals, accurate to :data:`TABLE_TOLERANCE`);
-φ_S = g/r, φ_S' = g'/r − g/r².
+The field comes from the same loop: −φ_S'(r)/r = 1/r³ + 2 L'(r²) (Horner's rule for the
+polynomial and its derivative together). Splits for which no polynomial of :data:`POLY_TERMS`
+terms fits (the screened split, whose 1/r − φ_S = φ_L + (1 − e^{−κr})/r has odd powers of r)
+take the in-range pairs of each run (compressed without branches) and the piecewise
+polynomials of :func:`kernel_table` (g and g′, degree :data:`TABLE_DEGREE` on equal
+intervals, accurate to :data:`TABLE_TOLERANCE`); φ_S = g/r, φ_S' = g'/r − g/r².
 
 For other array backends (CuPy) the sorted cell list of
 :mod:`~pipeline.electrostatics.short_range_cells` (array code, O(N)) does the same sum.
@@ -71,8 +72,8 @@ POLY_TERMS = (12, 18, 24, 32)
 #: below the cutoff's own error erfc(α r_c) = ε/10 per pair.
 KERNEL_ACCURACY_FRACTION = 1e-3
 #: Squared distances are clamped to at least this (Å²) before 1/√s, so masked coincident
-#: pairs stay finite.
-TINY_R2 = 1e-300
+#: pairs stay finite (1/r³ too); distinct float64 positions are never this close.
+TINY_R2 = 1e-200
 
 
 def kernel_table(split, cutoff: float):
@@ -176,6 +177,26 @@ def _horner_unrolled(t, coefficients):
     return namespace["impl"]
 
 
+def horner_with_derivative(t, coefficients):
+    """(p(t), p'(t)) of the polynomial of :func:`horner` (same ``coefficients``), each t's shape."""
+    value = np.zeros_like(t) if isinstance(t, np.ndarray) else 0.0
+    slope = np.zeros_like(t) if isinstance(t, np.ndarray) else 0.0
+    for c in coefficients:
+        slope = slope * t + value
+        value = value * t + c
+    return value, slope
+
+
+@overload(horner_with_derivative, inline="always")
+def _horner_with_derivative_unrolled(t, coefficients):
+    lines = ["    value = coefficients[0]", "    slope = 0.0 * t"]
+    for k in range(1, len(coefficients)):
+        lines += ["    slope = slope * t + value", f"    value = value * t + coefficients[{k}]"]
+    namespace = {}
+    exec("def impl(t, coefficients):\n" + "\n".join(lines) + "\n    return value, slope\n", namespace)  # noqa: S102
+    return namespace["impl"]
+
+
 @numba.njit(cache=True, inline="always")
 def _g_and_dg(r, table, inv_step):  # pragma: no cover - compiled
     x = r * inv_step
@@ -273,9 +294,59 @@ def _poly_block(targets, order, i0, i1, xs, ys, zs, q, cell_start, origin, cell,
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
+def _poly_field_block(targets, order, i0, i1, xs, ys, zs, q, cell_start, origin, cell, slab, nc, rc, coef, scale, pot, same,
+                      fld):  # pragma: no cover - compiled
+    # potential and field of targets order[i0:i1] as in _poly_block: with φ_S = 1/r − L(s),
+    # −φ_S'(r)/r = 1/r³ + 2 L'(s), L'(s) = scale · P'(t)
+    rc2 = rc * rc
+    for ii in range(i0, i1):
+        i = order[ii]
+        y0 = targets[i, 0]
+        y1 = targets[i, 1]
+        y2 = targets[i, 2]
+        acc = 0.0
+        coin = 0.0
+        e0 = 0.0
+        e1 = 0.0
+        e2 = 0.0
+        a_lo, a_hi, b_lo, b_hi = _target_columns(y0, y1, origin, cell, nc, rc)
+        for a in range(a_lo, a_hi + 1):
+            dx2 = _x_gap2(y0, a, origin, cell)
+            if dx2 >= rc2:
+                continue
+            for b in range(b_lo, b_hi + 1):
+                j0, j1 = _column_run(y0, y1, y2, a, b, dx2, cell_start, origin, cell, slab, nc, rc2)
+                if j1 <= j0:
+                    continue
+                end = np.uint64(j1)
+                for j in range(np.uint64(j0), np.uint64(j0 + ((j1 - j0 + LANES - 1) // LANES) * LANES)):
+                    d0 = y0 - xs[j]
+                    d1 = y1 - ys[j]
+                    d2 = y2 - zs[j]
+                    r2 = d0 * d0 + d1 * d1 + d2 * d2
+                    s = min(max(r2, TINY_R2), rc2)
+                    inv_r = 1.0 / math.sqrt(s)
+                    p, dp = horner_with_derivative(s * scale - 1.0, coef)
+                    run = j < end
+                    inside = run & (r2 < rc2) & (r2 > 0.0)
+                    acc += q[j] * (inv_r - p) if inside else 0.0
+                    w = q[j] * (inv_r * inv_r * inv_r + 2.0 * scale * dp) if inside else 0.0
+                    e0 += w * d0
+                    e1 += w * d1
+                    e2 += w * d2
+                    coin += q[j] if run & (r2 == 0.0) else 0.0
+        pot[i] = acc
+        same[i] = coin
+        fld[i, 0] = e0
+        fld[i, 1] = e1
+        fld[i, 2] = e2
+
+
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
 def _table_block(targets, order, i0, i1, xs, ys, zs, q, cell_start, origin, cell, slab, nc, rc, table, inv_step, want_field,
                  pot, same, fld, buf_r2, buf_j):  # pragma: no cover - compiled
-    # potential (and field) of targets order[i0:i1] from the tabulated kernel: the in-range
+    # potential (and field) of targets order[i0:i1] from the tabulated kernel (splits without a
+    # kernel polynomial): the in-range
     # pairs of each run compressed without branches, then evaluated
     rc2 = rc * rc
     for ii in range(i0, i1):
@@ -343,7 +414,10 @@ def _cell_sum(targets, order, xs, ys, zs, q, cell_start, origin, cell, slab, nc,
     for blk in numba.prange(n_blocks):
         i0 = blk * TARGET_BLOCK
         i1 = min(n_t, (blk + 1) * TARGET_BLOCK)
-        if use_poly and not want_field:
+        if use_poly and want_field:
+            _poly_field_block(targets, order, i0, i1, xs, ys, zs, q, cell_start, origin, cell, slab, nc, rc, coef, scale, pot,
+                              same, fld)
+        elif use_poly:
             _poly_block(targets, order, i0, i1, xs, ys, zs, q, cell_start, origin, cell, slab, nc, rc, coef, scale, pot,
                         same)
         else:
@@ -367,10 +441,11 @@ def _own_columns(y0, y1, origin, cell, nc, rc):  # pragma: no cover - compiled
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
 def _self_poly_block(xs, ys, zs, q, i0, i1, cell_start, origin, cell, slab, nc, rc, coef, scale,
                      acc_row):  # pragma: no cover - compiled
-    # Every pair once (sources sorted by column, then z: columns before the target's own hold
-    # only earlier atoms, columns after it only later ones, and in its own column the later
-    # atoms are those above it); both ends accumulate into acc_row, the run's entries in one
-    # contiguous masked loop (acc_row has LANES padding entries).
+    # Every pair once: columns before the target's own hold only earlier atoms, columns after
+    # it only later ones, and in its own column the pairs with the later atoms are counted
+    # (an atom within r_c is in the run of every atom within r_c of it); both ends accumulate
+    # into acc_row, the run's entries in one contiguous masked loop (acc_row has LANES
+    # padding entries).
     rc2 = rc * rc
     for i in range(i0, i1):
         y0 = xs[i]
@@ -474,12 +549,12 @@ def _cell_index(points, lo, edges, nc):
 
 
 def _cell_list(positions, charges, cutoff):
-    """Sources sorted by column (x, y cells), then slab (z cell), then z, as separate coordinate arrays.
+    """Sources sorted by column (x, y cells), then slab (z cell), as separate coordinate arrays.
 
     Returns (xs, ys, zs, q, start, origin, cell, slab, nc, order, max_column): xs, ys, zs, q
     have :data:`LANES` padding entries (zeros) after the n sources; start[k] is the first
     sorted source of cell k (cells numbered (a·nc_y + b)·nc_z + c, so each column's cells are
-    consecutive and its sources sorted by z), cell and slab are the cell edges in x, y and in z
+    consecutive; inside a cell the input order is kept), cell and slab are the cell edges in x, y and in z
     (Å), order maps sorted to input indices, max_column is the largest number of sources in
     one column.
     """
@@ -497,7 +572,7 @@ def _cell_list(positions, charges, cutoff):
         slab *= 1.5
         nc = counts_for(cell, slab)
     key = _cell_index(positions, lo, np.array([cell, cell, slab]), nc)
-    order = np.lexsort((positions[:, 2], key))  # cell, then z (the slab is monotone in z)
+    order = np.argsort(key, kind="stable")
     counts = np.bincount(key, minlength=int(np.prod(nc)))
     start = np.zeros(counts.size + 1, dtype=np.int64)
     np.cumsum(counts, out=start[1:])
