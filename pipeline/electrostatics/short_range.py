@@ -543,9 +543,32 @@ def _self_sum(xs, ys, zs, q, n, cell_start, origin, cell, slab, nc, rc, table, i
     return buf.sum(axis=0)[:n]
 
 
-def _cell_index(points, lo, edges, nc):
-    idx = np.clip(np.floor((points - lo) / edges).astype(np.int64), 0, nc - 1)
-    return (idx[:, 0] * nc[1] + idx[:, 1]) * nc[2] + idx[:, 2]
+@numba.njit(cache=True)
+def _cell_keys(points, origin, cell, slab, nc):  # pragma: no cover - compiled
+    # flat cell index (a·nc_y + b)·nc_z + c of every point (points outside clipped to the edge cells)
+    keys = np.empty(points.shape[0], dtype=np.int64)
+    for i in range(points.shape[0]):
+        a = min(max(int(math.floor((points[i, 0] - origin[0]) / cell)), 0), nc[0] - 1)
+        b = min(max(int(math.floor((points[i, 1] - origin[1]) / cell)), 0), nc[1] - 1)
+        c = min(max(int(math.floor((points[i, 2] - origin[2]) / slab)), 0), nc[2] - 1)
+        keys[i] = (a * nc[1] + b) * nc[2] + c
+    return keys
+
+
+@numba.njit(cache=True)
+def _counting_sort(keys, n_cells):  # pragma: no cover - compiled
+    # stable order of keys in [0, n_cells) and start[k], the first sorted entry of key k (O(n))
+    start = np.zeros(n_cells + 1, dtype=np.int64)
+    for k in keys:
+        start[k + 1] += 1
+    for k in range(n_cells):
+        start[k + 1] += start[k]
+    fill = start[:-1].copy()
+    order = np.empty(keys.shape[0], dtype=np.int64)
+    for i in range(keys.shape[0]):
+        order[fill[keys[i]]] = i
+        fill[keys[i]] += 1
+    return order, start
 
 
 def _cell_list(positions, charges, cutoff):
@@ -554,9 +577,9 @@ def _cell_list(positions, charges, cutoff):
     Returns (xs, ys, zs, q, start, origin, cell, slab, nc, order, max_column): xs, ys, zs, q
     have :data:`LANES` padding entries (zeros) after the n sources; start[k] is the first
     sorted source of cell k (cells numbered (a·nc_y + b)·nc_z + c, so each column's cells are
-    consecutive; inside a cell the input order is kept), cell and slab are the cell edges in x, y and in z
-    (Å), order maps sorted to input indices, max_column is the largest number of sources in
-    one column.
+    consecutive; inside a cell the input order is kept), cell and slab are the cell edges in x,
+    y and in z (Å), order maps sorted to input indices, max_column is the largest number of
+    sources in one column.
     """
     lo = positions.min(axis=0) - 1e-9
     hi = positions.max(axis=0)
@@ -571,17 +594,14 @@ def _cell_list(positions, charges, cutoff):
         cell *= 1.5
         slab *= 1.5
         nc = counts_for(cell, slab)
-    key = _cell_index(positions, lo, np.array([cell, cell, slab]), nc)
-    order = np.argsort(key, kind="stable")
-    counts = np.bincount(key, minlength=int(np.prod(nc)))
-    start = np.zeros(counts.size + 1, dtype=np.int64)
-    np.cumsum(counts, out=start[1:])
+    order, start = _counting_sort(_cell_keys(positions, lo, cell, slab, nc), int(np.prod(nc)))
 
     def padded(values):
         out = np.zeros(values.shape[0] + LANES)
         out[: values.shape[0]] = values
         return out
 
+    column_start = start[:: nc[2]]
     return (
         padded(positions[order, 0]),
         padded(positions[order, 1]),
@@ -593,7 +613,7 @@ def _cell_list(positions, charges, cutoff):
         slab,
         nc,
         order,
-        int(counts.reshape(-1, nc[2]).sum(axis=1).max()),
+        int(np.max(np.diff(column_start))),
     )
 
 
@@ -640,7 +660,7 @@ def short_range_sum(targets, positions, charges, split, cutoff: float, *, field:
         targets = np.ascontiguousarray(targets, dtype=np.float64)
         xs, ys, zs, q, start, origin, cell, slab, nc, _, max_column = _cell_list(positions, np.asarray(charges, dtype=np.float64),
                                                                                 cutoff)
-        order = np.argsort(_cell_index(targets, origin, np.array([cell, cell, slab]), nc), kind="stable")
+        order, _ = _counting_sort(_cell_keys(targets, origin, cell, slab, nc), int(np.prod(nc)))
         table, inv_step, coefficients, scale, use_poly = _kernels(split, cutoff, tolerance)
         pot, same, fld = _cell_sum(targets, order, xs, ys, zs, q, start, origin, cell, slab, nc, float(cutoff), table, inv_step,
                                    coefficients, scale, use_poly, bool(field), max_column)
