@@ -5,13 +5,13 @@ Cloud: ``--atoms`` random positions at protein-like density (0.1 Å⁻³) in a c
 charges; α from :func:`pipeline.electrostatics.parameters.choose_alpha` and r_c from
 :func:`pipeline.electrostatics.parameters.ewald_cutoff` at ``--tolerance`` (Ewald split).
 For each Numba thread count in ``--threads``: the at-atom sum (each pair once, credited to
-both atoms) of the old and the new kernel, interleaved over ``--repeats`` rounds after a
-warm-up (the new one at full accuracy and at ``--tolerance``); medians of wall time and of process
-CPU time. Reported: pairs inside the cutoff
-(each unordered pair once), pairs visited (distance computed) by each kernel, ns per pair
-inside the cutoff per core (wall × threads / pairs) old and new and their ratio, the largest
-difference between old and new relative to the largest value, and the largest error of the
-new sum against direct summation at ``--check`` sampled atoms.
+both atoms) of the old kernel and of the new one at full accuracy ("new") and at
+``--tolerance`` ("new_tol"), interleaved over ``--repeats`` rounds after a warm-up; medians
+of wall time and of process CPU time. Reported: pairs inside the cutoff (each unordered pair
+once), pairs visited (distance computed, runs rounded up to whole steps) by each kernel, ns
+per pair inside the cutoff per core (wall × threads / pairs) old and new and their ratio, the
+largest difference between old and new relative to the largest value, and the largest error
+of the new sums against direct summation at ``--check`` sampled atoms.
 
 The previous kernel (sources as an (n, 3) array sorted by cell, cells of r_c/3 trimmed to the
 cells the sphere crosses, one branch per visited pair) is kept below verbatim, so the
@@ -155,9 +155,11 @@ def old_at_atoms(positions, charges, split, cutoff):
 
 @numba.njit
 def visited_pairs(xs, ys, zs, n, cell_start, origin, cell, slab, nc, rc, lanes):
-    """Pairs whose distance a kernel computes: each of the n atoms against the later atoms of
-    the columns it scans (cells of edge ``cell`` in x, y and ``slab`` in z, trimmed to the
-    sphere), each run rounded up to a multiple of ``lanes``."""
+    """Pairs whose distance a kernel computes, each run rounded up to a multiple of ``lanes``.
+
+    Each of the n atoms against the later atoms of the columns it scans (cells of edge
+    ``cell`` in x, y and ``slab`` in z, trimmed to the sphere).
+    """
     rc2 = rc * rc
     total = 0
     for i in range(n):

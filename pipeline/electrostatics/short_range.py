@@ -1,30 +1,34 @@
 """Exact short-range sums Σ_{0 < |y − x_j| < r_c} q_j φ_S(|y − x_j|) and their gradients.
 
 On the CPU a compiled cell list (Numba, parallel over targets) does the work. Sources are
-stored as separate coordinate arrays (x, y, z, q), sorted by columns of edge r_c/3 in x and
-y and, inside a column, by slabs of height r_c/12 in z, so the sources of a column between two
-slabs are one contiguous run. Targets are visited in cell order
+stored as separate coordinate arrays (x, y, z, q), sorted (counting sort) by columns of edge
+r_c/3 in x and y and, inside a column, by slabs of height r_c/12 in z, so the sources of a
+column between two slabs are one contiguous run. Targets are visited in cell order
 (neighbouring targets read the same sources from cache); for every target only the columns
 that the sphere of radius r_c reaches are scanned, each over the slabs that the sphere covers
-above the column's nearest point (about 1.6 pairs visited per pair inside the cutoff).
+above the column's nearest point (about 1.7 pairs visited per pair inside the cutoff,
+counting the padding of the last step of each run).
 
-Potentials: every run is evaluated whole, in steps of :data:`LANES` sources (the arrays are
-padded so a step may read past the run's end), with the pairs outside the cutoff, coincident
-or past the run masked to zero: one contiguous loop without branches, gathers or scatters,
-which the compiler vectorises. The kernel there is φ_S(r) = 1/r − L(r²): for the Ewald and
-Gaussian-sum splits L = 1/r − φ_S is the long range, an even entire function, so one
-polynomial in s = r² of :data:`POLY_TERMS` terms on [0, r_c²] (:func:`kernel_polynomial`,
-Horner's rule, unrolled) and one 1/√s give φ_S without a series in r. Its error in g(r) = r·φ_S(r) (g(0) = 1) is at most :data:`TABLE_TOLERANCE`, or
-:data:`KERNEL_ACCURACY_FRACTION` × the requested tolerance where the caller passes one (fewer
-terms). At the atoms themselves (:func:`short_range_at_atoms`) each pair is evaluated once and
-credited to both atoms (the run's contiguous entries of a per-thread buffer), half the work.
+Every run is evaluated whole, in steps of :data:`LANES` sources (the arrays are padded so a
+step may read past the run's end), with the pairs outside the cutoff, coincident or past the
+run masked to zero: one contiguous loop without branches, gathers or scatters (unsigned
+indices, so no negative-index wrap-around breaks the contiguity), which the compiler
+vectorises. The kernel there is φ_S(r) = 1/r − L(r²): for the Ewald and Gaussian-sum splits
+L = 1/r − φ_S is the long range, an even entire function, so one polynomial in s = r² on
+[0, r_c²] (:func:`kernel_polynomial`, Horner's rule written out for each length of
+:data:`POLY_TERMS`) and one 1/√s give φ_S; the field comes from the same loop,
+−φ_S'(r)/r = 1/r³ + 2 L'(r²) (the polynomial and its derivative together). The kernel's error
+in g(r) = r·φ_S(r) (g(0) = 1) is at most :data:`TABLE_TOLERANCE`, or
+:data:`KERNEL_ACCURACY_FRACTION` × the tolerance a caller passes (fewer terms; the at-atom
+sums of a potential pass the build's tolerance). At the atoms themselves
+(:func:`short_range_at_atoms`) each pair is evaluated once and credited to both atoms (the
+run's contiguous entries of a per-thread buffer), half the work.
 
-The field comes from the same loop: −φ_S'(r)/r = 1/r³ + 2 L'(r²) (Horner's rule for the
-polynomial and its derivative together). Splits for which no polynomial of :data:`POLY_TERMS`
-terms fits (the screened split, whose 1/r − φ_S = φ_L + (1 − e^{−κr})/r has odd powers of r)
-take the in-range pairs of each run (compressed without branches) and the piecewise
-polynomials of :func:`kernel_table` (g and g′, degree :data:`TABLE_DEGREE` on equal
-intervals, accurate to :data:`TABLE_TOLERANCE`); φ_S = g/r, φ_S' = g'/r − g/r².
+Splits for which no polynomial of :data:`POLY_TERMS` terms fits (the screened split, whose
+1/r − φ_S = φ_L + (1 − e^{−κr})/r has odd powers of r) take the in-range pairs of each run
+(compressed without branches) and the piecewise polynomials of :func:`kernel_table` (g and
+g′, degree :data:`TABLE_DEGREE` on equal intervals, accurate to :data:`TABLE_TOLERANCE`);
+φ_S = g/r, φ_S' = g'/r − g/r².
 
 For other array backends (CuPy) the sorted cell list of
 :mod:`~pipeline.electrostatics.short_range_cells` (array code, O(N)) does the same sum.
@@ -40,10 +44,9 @@ import math
 
 import numba
 import numpy as np
-
-from pipeline.backend import backend_name, namespace_of
 from numba.extending import overload
 
+from pipeline.backend import backend_name, namespace_of
 from pipeline.electrostatics.chebyshev import cheb_nodes1, values_to_coefficients_matrix
 from pipeline.electrostatics.short_range_cells import cell_short_range_at_atoms, cell_short_range_sum
 
