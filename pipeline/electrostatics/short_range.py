@@ -70,7 +70,7 @@ TABLE_TOLERANCE = 1e-13
 #: Term counts of the polynomial L(r²) = 1/r − φ_S(r) that are compiled (each a separate
 #: specialisation, unrolled); the fewest that reach the accuracy are used. For the Ewald split
 #: (α r_c = erfcinv(ε/10)) 24 terms reach 1e-14 of g(0) at ε = 1e-6 and 32 at ε = 1e-12.
-POLY_TERMS = (12, 18, 24, 32)
+POLY_TERMS = (18, 24, 32)
 #: Accuracy of the kernel in g = r·φ_S (g(0) = 1) relative to a requested tolerance ε: well
 #: below the cutoff's own error erfc(α r_c) = ε/10 per pair.
 KERNEL_ACCURACY_FRACTION = 1e-3
