@@ -39,6 +39,7 @@ summed separately (``coincident=True``), so the caller can remove the long-range
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 
@@ -126,6 +127,7 @@ def kernel_accuracy(tolerance: float | None) -> float:
     return max(TABLE_TOLERANCE, KERNEL_ACCURACY_FRACTION * float(tolerance))
 
 
+@functools.lru_cache(maxsize=64)
 def kernel_polynomial(split, cutoff: float, accuracy: float = TABLE_TOLERANCE):
     """Polynomial of L(r) = 1/r − φ_S(r) in s = r² on [0, ``cutoff``²], or None where none is accurate.
 
@@ -140,6 +142,7 @@ def kernel_polynomial(split, cutoff: float, accuracy: float = TABLE_TOLERANCE):
         Monomial coefficients of t, highest power first (Horner order), length one of
         :data:`POLY_TERMS`; None when even the longest misses ``accuracy`` (splits with very
         narrow short-range terms), so the piecewise table of :func:`kernel_table` is used.
+        Remembered for the last 64 (split, cutoff, accuracy) (splits are immutable).
     scale : float
         2/r_c² in 1/Å², t = s·scale − 1.
     """
