@@ -5,12 +5,13 @@ Cloud: ``--atoms`` random positions at protein-like density (0.1 Å⁻³) in a c
 charges; α from :func:`pipeline.electrostatics.parameters.choose_alpha` and r_c from
 :func:`pipeline.electrostatics.parameters.ewald_cutoff` at ``--tolerance`` (Ewald split).
 For each Numba thread count in ``--threads``: the at-atom sum (each pair once, credited to
-both atoms) of the old and the new kernel, interleaved over ``--repeats`` rounds after a
-warm-up; medians of wall time and of process CPU time. Reported: pairs inside the cutoff
-(each unordered pair once), pairs visited (distance computed) by each kernel, ns per pair
-inside the cutoff per core (wall × threads / pairs) old and new and their ratio, the largest
-difference between old and new relative to the largest value, and the largest error of the
-new sum against direct summation at ``--check`` sampled atoms.
+both atoms) of the old kernel and of the new one at full accuracy ("new") and at
+``--tolerance`` ("new_tol"), interleaved over ``--repeats`` rounds after a warm-up; medians
+of wall time and of process CPU time. Reported: pairs inside the cutoff (each unordered pair
+once), pairs visited (distance computed, runs rounded up to whole steps) by each kernel, ns
+per pair inside the cutoff per core (wall × threads / pairs) old and new and their ratio, the
+largest difference between old and new relative to the largest value, and the largest error
+of the new sums against direct summation at ``--check`` sampled atoms.
 
 The previous kernel (sources as an (n, 3) array sorted by cell, cells of r_c/3 trimmed to the
 cells the sphere crosses, one branch per visited pair) is kept below verbatim, so the
@@ -153,12 +154,15 @@ def old_at_atoms(positions, charges, split, cutoff):
 # ---- pair counts ------------------------------------------------------------------------------
 
 @numba.njit
-def visited_pairs(xs, ys, zs, cell_start, origin, cell, nc, rc, trim_z):
-    """Pairs whose distance a kernel computes: each atom against the later atoms of the
-    columns it scans (cells trimmed to the sphere; with ``trim_z`` also to the exact z-range)."""
+def visited_pairs(xs, ys, zs, n, cell_start, origin, cell, slab, nc, rc, lanes):
+    """Pairs whose distance a kernel computes, each run rounded up to a multiple of ``lanes``.
+
+    Each of the n atoms against the later atoms of the columns it scans (cells of edge
+    ``cell`` in x, y and ``slab`` in z, trimmed to the sphere).
+    """
     rc2 = rc * rc
     total = 0
-    for i in range(xs.shape[0]):
+    for i in range(n):
         y0, y1, y2 = xs[i], ys[i], zs[i]
         a_i = min(max(int(math.floor((y0 - origin[0]) / cell)), 0), nc[0] - 1)
         b_i = min(max(int(math.floor((y1 - origin[1]) / cell)), 0), nc[1] - 1)
@@ -182,20 +186,15 @@ def visited_pairs(xs, ys, zs, cell_start, origin, cell, nc, rc, trim_z):
                 if dxy2 >= rc2:
                     continue
                 dz = math.sqrt(rc2 - dxy2)
-                c_lo = max(int(math.floor((y2 - dz - origin[2]) / cell)), 0)
-                c_hi = min(int(math.floor((y2 + dz - origin[2]) / cell)), nc[2] - 1)
+                c_lo = max(int(math.floor((y2 - dz - origin[2]) / slab)), 0)
+                c_hi = min(int(math.floor((y2 + dz - origin[2]) / slab)), nc[2] - 1)
                 if c_lo > c_hi:
                     continue
                 j0 = cell_start[row * nc[2] + c_lo]
                 j1 = cell_start[row * nc[2] + c_hi + 1]
-                if trim_z:
-                    while j0 < j1 and zs[j0] < y2 - dz:
-                        j0 += 1
-                    while j1 > j0 and zs[j1 - 1] > y2 + dz:
-                        j1 -= 1
                 if row == own_row:
                     j0 = max(j0, i + 1)
-                total += max(j1 - j0, 0)
+                total += ((max(j1 - j0, 0) + lanes - 1) // lanes) * lanes
     return total
 
 
@@ -208,9 +207,10 @@ def pair_counts(positions, charges, cutoff):
     src, _, start, origin, cell, nc = old_cell_list(positions, charges, cutoff)
     order = np.argsort(old_cell_index(src, origin, cell, nc), kind="stable")
     assert np.array_equal(order, np.arange(src.shape[0]))
-    old = visited_pairs(src[:, 0].copy(), src[:, 1].copy(), src[:, 2].copy(), start, origin, cell, nc, float(cutoff), False)
-    xs, ys, zs, _, start, origin, cell, nc, _, _ = new._cell_list(positions, charges, cutoff)
-    visited_new = visited_pairs(xs, ys, zs, start, origin, cell, nc, float(cutoff), True)
+    old = visited_pairs(src[:, 0].copy(), src[:, 1].copy(), src[:, 2].copy(), src.shape[0], start, origin, cell, cell, nc,
+                        float(cutoff), 1)
+    xs, ys, zs, _, start, origin, cell, slab, nc, _, _ = new._cell_list(positions, charges, cutoff)
+    visited_new = visited_pairs(xs, ys, zs, positions.shape[0], start, origin, cell, slab, nc, float(cutoff), new.LANES)
     return inside, int(old), int(visited_new)
 
 
@@ -254,7 +254,8 @@ def main() -> int:
     print(f"{args.atoms} atoms, alpha {alpha:.4f} 1/A, r_c {cutoff:.2f} A; pairs inside the cutoff {inside:.3e}, "
           f"visited: old {visited_old:.3e} ({visited_old / inside:.2f}x), new {visited_new:.3e} ({visited_new / inside:.2f}x)")
     print(f"load average at start {os.getloadavg()}, {os.cpu_count()} CPUs")
-    kernels = {"old": old_at_atoms, "new": new.short_range_at_atoms}
+    kernels = {"old": old_at_atoms, "new": new.short_range_at_atoms,
+               "new_tol": lambda *a: new.short_range_at_atoms(*a, tolerance=args.tolerance)}
     results = {}
     for kernel in kernels.values():  # compile
         kernel(pos[:2000], q[:2000], split, cutoff)
@@ -277,21 +278,26 @@ def main() -> int:
         ns_cpu = {k: 1e9 * med_cpu[k] / inside for k in kernels}
         rows.append({"threads": threads, "wall_s": med, "cpu_s": med_cpu, "ns_per_pair_core": ns, "ns_per_pair_cpu": ns_cpu,
                      "wall_all_s": wall})
-        print(f"threads {threads}: wall old {med['old']:.3f} s new {med['new']:.3f} s; ns/pair/core old {ns['old']:.2f} "
-              f"new {ns['new']:.2f} ratio {ns['old'] / ns['new']:.2f}; by CPU time old {ns_cpu['old']:.2f} new {ns_cpu['new']:.2f} "
-              f"ratio {ns_cpu['old'] / ns_cpu['new']:.2f}")
+        for name in ("new", "new_tol"):
+            print(f"threads {threads}: {name}: wall old {med['old']:.3f} s new {med[name]:.3f} s; ns/pair/core old "
+                  f"{ns['old']:.2f} new {ns[name]:.2f} ratio {ns['old'] / ns[name]:.2f}; by CPU time old {ns_cpu['old']:.2f} "
+                  f"new {ns_cpu[name]:.2f} ratio {ns_cpu['old'] / ns_cpu[name]:.2f}")
     scale = np.abs(results["old"]).max()
     diff = float(np.abs(results["new"] - results["old"]).max() / scale)
     sample = rng.choice(args.atoms, size=min(args.check, args.atoms), replace=False)
     ref = direct_short(pos, q, split, cutoff, sample)
     err = float(np.abs(results["new"][sample] - ref).max() / np.abs(ref).max())
+    diff_tol = float(np.abs(results["new_tol"] - results["old"]).max() / scale)
+    err_tol = float(np.abs(results["new_tol"][sample] - ref).max() / np.abs(ref).max())
     print(f"new vs old: max |diff| / max |old| = {diff:.2e}; new vs direct summation at {sample.size} atoms: {err:.2e} "
-          f"(table tolerance {new.TABLE_TOLERANCE:g}); load average at end {os.getloadavg()}")
+          f"(table tolerance {new.TABLE_TOLERANCE:g}); new at tolerance {args.tolerance:g}: {diff_tol:.2e} vs old, "
+          f"{err_tol:.2e} vs direct; load average at end {os.getloadavg()}")
     if args.output:
         with open(args.output, "w") as fh:
             json.dump({"atoms": args.atoms, "alpha": alpha, "cutoff": cutoff, "pairs_inside": inside,
                        "pairs_visited_old": visited_old, "pairs_visited_new": visited_new, "rows": rows,
-                       "rel_diff_old_new": diff, "rel_error_direct": err}, fh, indent=1)
+                       "rel_diff_old_new": diff, "rel_error_direct": err,
+                       "rel_diff_old_new_tol": diff_tol, "rel_error_direct_tol": err_tol}, fh, indent=1)
     return 0
 
 

@@ -108,8 +108,8 @@ MUTATIONS = (
     Mutation(
         "short-range cutoff x 0.9 in the cell-list kernel",
         "pipeline/electrostatics/short_range.py",
-        "pot_sorted = _self_sum(xs, ys, zs, q, start, origin, cell, nc, float(cutoff), table,",
-        "pot_sorted = _self_sum(xs, ys, zs, q, start, origin, cell, nc, 0.9 * float(cutoff), table,",
+        "pot_sorted = _self_sum(xs, ys, zs, q, n, start, origin, cell, slab, nc, float(cutoff), table,",
+        "pot_sorted = _self_sum(xs, ys, zs, q, n, start, origin, cell, slab, nc, 0.9 * float(cutoff), table,",
         (f"{ACC}::test_random_cloud_vs_direct",),
     ),
     Mutation(

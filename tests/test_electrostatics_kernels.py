@@ -8,7 +8,6 @@ error definition (compression), the cost model evaluated at neighbouring α.
 from __future__ import annotations
 
 import dataclasses
-
 import math
 
 import numpy as np
@@ -32,12 +31,15 @@ from pipeline.electrostatics.parameters import (
     ewald_cutoff,
 )
 from pipeline.electrostatics.short_range import (
-    kernel_series,
+    horner,
+    kernel_accuracy,
+    kernel_polynomial,
     kernel_table,
     short_range_at_atoms,
     short_range_sum,
 )
 from pipeline.electrostatics.short_range_grid import short_range_grid
+from pipeline.electrostatics.splitting import ScreenedEwaldSplit
 from pipeline.electrostatics.tucker import tucker_hosvd, tucker_to_full
 
 
@@ -257,7 +259,7 @@ def test_self_check_turned_off_reports_nan(rng):
 
 
 class _NarrowSplit:
-    """Ewald short range plus a narrow Gaussian term: too sharp for the single series."""
+    """Ewald short range plus a narrow Gaussian term: its long range 1/r − φ_S is not smooth in r²."""
 
     def __init__(self, alpha: float, width: float):
         self.alpha, self.width = alpha, width
@@ -266,29 +268,89 @@ class _NarrowSplit:
         return special.erfc(self.alpha * r) / r + np.exp(-((r / self.width) ** 2)) / r
 
 
-@pytest.mark.parametrize("split", [EwaldSplit(alpha=0.4), GaussianSumSplit.for_alpha(0.4, 30.0, 1e-8), _NarrowSplit(0.4, 0.3)])
-def test_short_range_series_and_table_paths_match_direct_sums(rng, split):
-    # the vectorised series path (smooth kernels) and the tabulated path (_NarrowSplit) agree with
-    # plain sums of split.short; duplicated atoms (r = 0) are skipped and reported as coincident
+def _short_formula(split, r):
+    """φ_S(r) written from the closed forms with scipy.special.erfc (r > 0)."""
+    if isinstance(split, ScreenedEwaldSplit):
+        a, k = split.alpha, split.kappa
+        b = k / (2 * a)
+        return (np.exp(-k * r) * special.erfc(a * r - b) + np.exp(k * r) * special.erfc(a * r + b)) / (2 * r)
+    if isinstance(split, EwaldSplit):
+        return special.erfc(split.alpha * r) / r
+    return split.short(r)  # Gaussian sum (1/r minus its explicit Gaussians) and _NarrowSplit: the formula itself
+
+
+_SPLITS = [EwaldSplit(alpha=0.4), ScreenedEwaldSplit(alpha=0.4, kappa=0.1), GaussianSumSplit.for_alpha(0.4, 30.0, 1e-8),
+           _NarrowSplit(0.4, 0.3)]
+
+
+@pytest.mark.parametrize("split", _SPLITS)
+@pytest.mark.parametrize("tolerance", [None, 1e-4])
+def test_kernel_polynomial_reaches_its_accuracy(rng, split, tolerance):
+    # g(r) = r φ_S(r) = 1 − r L(r²) from the polynomial, within the accuracy asked for; no
+    # polynomial where 1/r − φ_S is not smooth in r² (the screened kernel's e^{−κr}/r has odd
+    # powers of r; _NarrowSplit), so the table is used; fewer terms at a loose tolerance
     cutoff = 7.5
-    series, scale = kernel_series(split, cutoff)
-    assert (series is None) == isinstance(split, _NarrowSplit)
-    if series is not None:
-        r = rng.uniform(1e-3, cutoff, 500)
-        g = np.polynomial.chebyshev.chebval(r * scale - 1.0, series)
-        np.testing.assert_allclose(g, r * split.short(r), rtol=0, atol=1e-13)
+    accuracy = kernel_accuracy(tolerance)
+    coefficients, scale = kernel_polynomial(split, cutoff, accuracy)
+    assert (coefficients is None) == isinstance(split, (_NarrowSplit, ScreenedEwaldSplit))
+    if coefficients is None:
+        return
+    r = np.concatenate([rng.uniform(1e-4, cutoff, 2000), [cutoff]])
+    g = 1.0 - r * horner(r * r * scale - 1.0, coefficients)
+    assert np.max(np.abs(g - r * _short_formula(split, r))) <= accuracy
+    if tolerance is not None:
+        assert len(coefficients) < len(kernel_polynomial(split, cutoff)[0])
+
+
+@pytest.mark.parametrize("split", _SPLITS)
+@pytest.mark.parametrize("tolerance", [None, 1e-12, 1e-6])
+def test_short_range_paths_match_direct_sums(rng, split, tolerance):
+    # at atoms (each pair once), at atoms as targets, and at off-atom points with some on atoms:
+    # the polynomial path (Ewald, Gaussian sum) and the tabulated path (screened, _NarrowSplit) against plain
+    # sums of the closed-form φ_S; duplicated atoms (r = 0) are skipped and reported as coincident
+    cutoff = 7.5
     pos = rng.uniform(0, 20, (900, 3))
     pos[-3:] = pos[:3]  # three atoms twice
     q = rng.normal(size=900)
-    d = np.linalg.norm(pos[:, None, :] - pos[None, :, :], axis=-1)
-    inside = (d > 0) & (d < cutoff)
-    ref = (np.where(inside, split.short(np.where(inside, d, 1.0)), 0.0) * q).sum(axis=1)
-    at_atoms = short_range_at_atoms(pos, q, split, cutoff)
-    np.testing.assert_allclose(at_atoms, ref, rtol=0, atol=1e-12 * np.abs(ref).max())
-    pot, same = short_range_sum(pos, pos, q, split, cutoff, coincident=True)
-    np.testing.assert_allclose(pot, ref, rtol=0, atol=1e-12 * np.abs(ref).max())
+    points = np.vstack([rng.uniform(-2, 22, (300, 3)), pos[:4]])
+
+    def reference(targets):
+        d = np.linalg.norm(targets[:, None, :] - pos[None, :, :], axis=-1)
+        inside = (d > 0) & (d < cutoff)
+        return (np.where(inside, _short_formula(split, np.where(inside, d, 1.0)), 0.0) * q).sum(axis=1)
+
+    # full accuracy: 1e-12 of the largest value as before; at ε the kernel error allowed is 1e-3 ε
+    rel = 1e-12 if tolerance is None or tolerance < 1e-10 else 1e-2 * tolerance
+    ref = reference(pos)
+    at_atoms = short_range_at_atoms(pos, q, split, cutoff, tolerance=tolerance)
+    np.testing.assert_allclose(at_atoms, ref, rtol=0, atol=rel * np.abs(ref).max())
+    pot, same = short_range_sum(pos, pos, q, split, cutoff, coincident=True, tolerance=tolerance)
+    np.testing.assert_allclose(pot, ref, rtol=0, atol=rel * np.abs(ref).max())
     np.testing.assert_allclose(same, q + np.where(np.arange(900) < 3, q[-3:][np.arange(900) % 3], 0.0)
                                + np.where(np.arange(900) >= 897, q[:3][np.arange(900) % 3], 0.0), rtol=0, atol=1e-15)
+    ref_points = reference(points)
+    pot, same = short_range_sum(points, pos, q, split, cutoff, coincident=True, tolerance=tolerance)
+    np.testing.assert_allclose(pot, ref_points, rtol=0, atol=rel * np.abs(ref_points).max())
+    assert np.all(same[:300] == 0) and np.allclose(same[300:], q[:4] + np.append(q[-3:], 0.0), rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("split", [EwaldSplit(alpha=0.4), ScreenedEwaldSplit(alpha=0.4, kappa=0.1)])
+def test_short_range_field_matches_direct_sums(rng, split):
+    # −∇Φ_S = Σ_j −q_j φ_S'(r) d/r against the closed-form derivative; points on atoms skip r = 0
+    cutoff = 7.5
+    pos = rng.uniform(0, 16, (600, 3))
+    q = rng.normal(size=600)
+    points = np.vstack([rng.uniform(-1, 17, (200, 3)), pos[:3]])
+    d_vec = points[:, None, :] - pos[None, :, :]
+    d = np.linalg.norm(d_vec, axis=-1)
+    inside = (d > 0) & (d < cutoff)
+    r = np.where(inside, d, 1.0)
+    deriv = split.short_derivative(r)
+    if isinstance(split, EwaldSplit):  # written out: −erfc(αr)/r² − (2α/√π) e^{−α²r²}/r
+        deriv = -special.erfc(0.4 * r) / r**2 - (0.8 / math.sqrt(math.pi)) * np.exp(-((0.4 * r) ** 2)) / r
+    ref = (np.where(inside, -q * deriv / r, 0.0)[:, :, None] * d_vec).sum(axis=1)
+    _, fld = short_range_sum(points, pos, q, split, cutoff, field=True)
+    np.testing.assert_allclose(fld, ref, rtol=0, atol=1e-11 * np.abs(ref).max())
 
 
 @pytest.mark.parametrize("tolerance", [1e-4, 1e-6, 1e-9])

@@ -19,6 +19,7 @@ from pipeline.backend import Array, backend_name, namespace_of, to_host
 from pipeline.electrostatics.blas import single_blas_thread
 from pipeline.electrostatics.chebyshev import chebvander, derivative_matrix, to_reference
 from pipeline.electrostatics.mid_range import map_short_range, points_short_range
+from pipeline.electrostatics.parameters import internal_tolerance
 from pipeline.electrostatics.periodic import apply_matrix, fractional, periodic_sources
 from pipeline.electrostatics.short_range import short_range_at_atoms, short_range_sum
 from pipeline.electrostatics.short_range_grid import uniform_axis
@@ -295,16 +296,17 @@ class ChebyshevTuckerPotential:
         if self.atom_long is None:
             return self.potential(self.positions, parts=True)
         split, cutoff = self.atom_long.split, self.atom_long.cutoff
+        tolerance = internal_tolerance(self.params)
         long = self.atom_long.values - self.sources * split.long_at_zero()
         if self.periodic:
             sources, source_charges = self.periodic_sources(cutoff)
             n_atoms = self.positions.shape[0]
             if sources.shape[0] <= PAIR_ONCE_SKIN * n_atoms:  # each pair once over atoms and images
-                short = short_range_at_atoms(sources, source_charges, split, cutoff)[:n_atoms]
+                short = short_range_at_atoms(sources, source_charges, split, cutoff, tolerance=tolerance)[:n_atoms]
             else:  # many images (a small cell): only the atoms' own sums
-                short = short_range_sum(sources[:n_atoms], sources, source_charges, split, cutoff)
+                short = short_range_sum(sources[:n_atoms], sources, source_charges, split, cutoff, tolerance=tolerance)
         else:
-            short = short_range_at_atoms(self.positions, self.sources, split, cutoff)
+            short = short_range_at_atoms(self.positions, self.sources, split, cutoff, tolerance=tolerance)
         return short + long, short, long
 
     def field(self, points):

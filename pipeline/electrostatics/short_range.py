@@ -1,23 +1,34 @@
 """Exact short-range sums Σ_{0 < |y − x_j| < r_c} q_j φ_S(|y − x_j|) and their gradients.
 
 On the CPU a compiled cell list (Numba, parallel over targets) does the work. Sources are
-stored as separate coordinate arrays (x, y, z, q), sorted by columns of cells of edge r_c/3
-in x and y and, inside a column, by z. Targets are visited in cell order (neighbouring
-targets read the same sources from cache); for every target only the columns that the
-sphere of radius r_c reaches are scanned, each trimmed to the exact z-range the sphere
-covers above the column's nearest point (the z order makes that range contiguous), so
-about 1.5 pairs are visited per pair inside the cutoff. The distances of a run are computed
-in one loop that keeps the in-range pairs without branches; the kernel is then evaluated on
-all collected pairs of the target in one long loop without branches, which the compiler
-vectorises. Each target accumulates its own sum, so there are no write conflicts. At the
-atoms themselves (:func:`short_range_at_atoms`) each pair is evaluated once and credited to
-both atoms through per-thread buffers, half the work.
+stored as separate coordinate arrays (x, y, z, q), sorted (counting sort) by columns of edge
+r_c/3 in x and y and, inside a column, by slabs of height r_c/12 in z, so the sources of a
+column between two slabs are one contiguous run. Targets are visited in cell order
+(neighbouring targets read the same sources from cache); for every target only the columns
+that the sphere of radius r_c reaches are scanned, each over the slabs that the sphere covers
+above the column's nearest point (about 1.7 pairs visited per pair inside the cutoff,
+counting the padding of the last step of each run).
 
-The kernel g(r) = r·φ_S(r), smooth on [0, r_c] for both splits, is evaluated as one
-Chebyshev series of :data:`SERIES_TERMS` terms (:func:`kernel_series`, accurate to
-:data:`TABLE_TOLERANCE` of g(0) = 1) when that is accurate enough, otherwise (and for the
-field) from piecewise polynomials (:func:`kernel_table`, degree :data:`TABLE_DEGREE` on
-equal intervals); φ_S = g/r, φ_S' = g'/r − g/r².
+Every run is evaluated whole, in steps of :data:`LANES` sources (the arrays are padded so a
+step may read past the run's end), with the pairs outside the cutoff, coincident or past the
+run masked to zero: one contiguous loop without branches, gathers or scatters (unsigned
+indices, so no negative-index wrap-around breaks the contiguity), which the compiler
+vectorises. The kernel there is φ_S(r) = 1/r − L(r²): for the Ewald and Gaussian-sum splits
+L = 1/r − φ_S is the long range, an even entire function, so one polynomial in s = r² on
+[0, r_c²] (:func:`kernel_polynomial`, Horner's rule written out for each length of
+:data:`POLY_TERMS`) and one 1/√s give φ_S; the field comes from the same loop,
+−φ_S'(r)/r = 1/r³ + 2 L'(r²) (the polynomial and its derivative together). The kernel's error
+in g(r) = r·φ_S(r) (g(0) = 1) is at most :data:`TABLE_TOLERANCE`, or
+:data:`KERNEL_ACCURACY_FRACTION` × the tolerance a caller passes (fewer terms; the at-atom
+sums of a potential pass the build's tolerance). At the atoms themselves
+(:func:`short_range_at_atoms`) each pair is evaluated once and credited to both atoms (the
+run's contiguous entries of a per-thread buffer), half the work.
+
+Splits for which no polynomial of :data:`POLY_TERMS` terms fits (the screened split, whose
+1/r − φ_S = φ_L + (1 − e^{−κr})/r has odd powers of r) take the in-range pairs of each run
+(compressed without branches) and the piecewise polynomials of :func:`kernel_table` (g and
+g′, degree :data:`TABLE_DEGREE` on equal intervals, accurate to :data:`TABLE_TOLERANCE`);
+φ_S = g/r, φ_S' = g'/r − g/r².
 
 For other array backends (CuPy) the sorted cell list of
 :mod:`~pipeline.electrostatics.short_range_cells` (array code, O(N)) does the same sum.
@@ -28,39 +39,45 @@ summed separately (``coincident=True``), so the caller can remove the long-range
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 
 import numba
 import numpy as np
+from numba.extending import overload
 
 from pipeline.backend import backend_name, namespace_of
-from pipeline.electrostatics.chebyshev import (
-    cheb_nodes1,
-    chebvander,
-    values_to_coefficients_matrix,
-)
+from pipeline.electrostatics.chebyshev import cheb_nodes1, values_to_coefficients_matrix
 from pipeline.electrostatics.short_range_cells import cell_short_range_at_atoms, cell_short_range_sum
 
 log = logging.getLogger(__name__)
 
-#: Cell edge as a fraction of the cutoff.
+#: Column edge (cell edge in x and y) as a fraction of the cutoff.
 CELL_FRACTION = 1.0 / 3.0
+#: Slab height (cell edge in z) as a fraction of the cutoff: a run over whole slabs visits at
+#: most one slab too many at each end.
+SLAB_FRACTION = 1.0 / 12.0
+#: Sources per step of the masked loops; the source arrays carry this many padding entries.
+LANES = 8
 #: Largest per-thread accumulation buffer of the pairwise at-atom sum (entries of n_atoms each, summed over threads).
 SELF_BUFFER_ENTRIES = 200_000_000
 #: Targets per parallel work item of the target-centric sum.
 TARGET_BLOCK = 256
-#: Pairs collected per target before the kernel is evaluated on them in one vectorised loop
-#: (raised to the longest column where that is longer).
-PAIR_BUFFER = 4096
 #: Polynomial degree of the tabulated kernel per interval.
 TABLE_DEGREE = 6
 #: Largest accepted error of the tabulated g(r) = r φ_S(r) (g(0) = 1).
 TABLE_TOLERANCE = 1e-13
-#: Terms of the single Chebyshev series of g on [0, r_c] used by the vectorised loops (a
-#: compile-time constant, so the compiler unrolls the series and vectorises over pairs;
-#: 40 terms reach 1e-14 for the Ewald split up to tolerance 1e-12).
-SERIES_TERMS = 32
+#: Term counts of the polynomial L(r²) = 1/r − φ_S(r) that are compiled (each a separate
+#: specialisation, unrolled); the fewest that reach the accuracy are used. For the Ewald split
+#: (α r_c = erfcinv(ε/10)) 24 terms reach 1e-14 of g(0) at ε = 1e-6 and 32 at ε = 1e-12.
+POLY_TERMS = (18, 24, 32)
+#: Accuracy of the kernel in g = r·φ_S (g(0) = 1) relative to a requested tolerance ε: well
+#: below the cutoff's own error erfc(α r_c) = ε/10 per pair.
+KERNEL_ACCURACY_FRACTION = 1e-3
+#: Squared distances are clamped to at least this (Å²) before 1/√s, so masked coincident
+#: pairs stay finite (1/r³ too); distinct float64 positions are never this close.
+TINY_R2 = 1e-200
 
 
 def kernel_table(split, cutoff: float):
@@ -103,38 +120,87 @@ def kernel_table(split, cutoff: float):
     return np.ascontiguousarray(table), 1.0 / step
 
 
-def kernel_series(split, cutoff: float):
-    """Single Chebyshev series of g(r) = r·φ_S(r) on [0, ``cutoff``] Å, or None where it is not accurate.
+def kernel_accuracy(tolerance: float | None) -> float:
+    """Largest accepted error of g = r·φ_S (g(0) = 1) for a sum at ``tolerance`` (None: full accuracy)."""
+    if tolerance is None:
+        return TABLE_TOLERANCE
+    return max(TABLE_TOLERANCE, KERNEL_ACCURACY_FRACTION * float(tolerance))
+
+
+@functools.lru_cache(maxsize=64)
+def kernel_polynomial(split, cutoff: float, accuracy: float = TABLE_TOLERANCE):
+    """Polynomial of L(r) = 1/r − φ_S(r) in s = r² on [0, ``cutoff``²], or None where none is accurate.
+
+    Interpolated at Chebyshev nodes in t = 2s/r_c² − 1 with the fewest terms of
+    :data:`POLY_TERMS` whose g(r) = r·φ_S(r) = 1 − r·L(r) is within ``accuracy`` everywhere on
+    (0, r_c] (checked on a fine grid), and rewritten as monomials in t (L is entire in s, so
+    the monomial coefficients stay of the size of L: no cancellation).
 
     Returns
     -------
-    coefficients : (SERIES_TERMS,) float64 or None
-        g(r) = Σ_n c_n T_n(2r/r_c − 1), low to high; None when the series misses
-        :data:`TABLE_TOLERANCE` (splits with very narrow short-range terms), so the
-        piecewise table of :func:`kernel_table` is used instead.
+    coefficients : tuple of float or None
+        Monomial coefficients of t, highest power first (Horner order), length one of
+        :data:`POLY_TERMS`; None when even the longest misses ``accuracy`` (splits with very
+        narrow short-range terms), so the piecewise table of :func:`kernel_table` is used.
+        Remembered for the last 64 (split, cutoff, accuracy) (splits are immutable).
     scale : float
-        2/r_c in 1/Å.
+        2/r_c² in 1/Å², t = s·scale − 1.
     """
-    m = SERIES_TERMS
-    r = (cheb_nodes1(m) + 1.0) * (0.5 * float(cutoff))
-    coef = values_to_coefficients_matrix(m) @ (r * split.short(r))
-    r_chk = np.linspace(0.0, float(cutoff), 4 * m + 1)[1:]
-    err = float(np.max(np.abs(chebvander(2.0 * r_chk / cutoff - 1.0, m) @ coef - r_chk * split.short(r_chk))))
-    return (np.ascontiguousarray(coef) if err <= TABLE_TOLERANCE else None), 2.0 / float(cutoff)
+    cutoff = float(cutoff)
+    scale = 2.0 / cutoff**2
+    r_chk = np.concatenate([np.geomspace(1e-6 * cutoff, 1e-2 * cutoff, 50), np.linspace(0.0, cutoff, 4001)[1:]])
+    g_chk = r_chk * split.short(r_chk)
+    for m in POLY_TERMS:
+        r = np.sqrt((cheb_nodes1(m) + 1.0) / scale)
+        cheb = values_to_coefficients_matrix(m) @ ((1.0 - r * split.short(r)) / r)
+        coefficients = tuple(float(c) for c in np.polynomial.chebyshev.cheb2poly(cheb)[::-1])
+        err = float(np.max(np.abs(1.0 - r_chk * horner(r_chk * r_chk * scale - 1.0, coefficients) - g_chk)))
+        if err <= accuracy:
+            return coefficients, scale
+    return None, scale
 
 
-@numba.njit(cache=True, inline="always")
-def _series(r, coef, scale):  # pragma: no cover - compiled
-    # Clenshaw recurrence with a compile-time number of terms
-    x = r * scale - 1.0
-    x2 = 2.0 * x
-    b1 = 0.0
-    b2 = 0.0
-    for p in range(SERIES_TERMS - 1, 0, -1):
-        b0 = coef[p] + x2 * b1 - b2
-        b2 = b1
-        b1 = b0
-    return coef[0] + x * b1 - b2
+def horner(t, coefficients):
+    """Σ_k c_k t^(n−1−k) for ``coefficients`` c highest power first (Horner's rule); t any shape.
+
+    Compiled code gets the rule written out for the tuple's length (see :func:`_horner_unrolled`).
+    """
+    value = np.zeros_like(t) if isinstance(t, np.ndarray) else 0.0
+    for c in coefficients:
+        value = value * t + c
+    return value
+
+
+@overload(horner, inline="always")
+def _horner_unrolled(t, coefficients):
+    # one expression per tuple length: the compiler sees straight-line code and vectorises the
+    # loop that calls it over pairs
+    expression = "coefficients[0]"
+    for k in range(1, len(coefficients)):
+        expression = f"({expression}) * t + coefficients[{k}]"
+    namespace = {}
+    exec(f"def impl(t, coefficients):\n    return {expression}\n", namespace)  # noqa: S102 - generated from a length only
+    return namespace["impl"]
+
+
+def horner_with_derivative(t, coefficients):
+    """(p(t), p'(t)) of the polynomial of :func:`horner` (same ``coefficients``), each t's shape."""
+    value = np.zeros_like(t) if isinstance(t, np.ndarray) else 0.0
+    slope = np.zeros_like(t) if isinstance(t, np.ndarray) else 0.0
+    for c in coefficients:
+        slope = slope * t + value
+        value = value * t + c
+    return value, slope
+
+
+@overload(horner_with_derivative, inline="always")
+def _horner_with_derivative_unrolled(t, coefficients):
+    lines = ["    value = coefficients[0]", "    slope = 0.0 * t"]
+    for k in range(1, len(coefficients)):
+        lines += ["    slope = slope * t + value", f"    value = value * t + coefficients[{k}]"]
+    namespace = {}
+    exec("def impl(t, coefficients):\n" + "\n".join(lines) + "\n    return value, slope\n", namespace)  # noqa: S102
+    return namespace["impl"]
 
 
 @numba.njit(cache=True, inline="always")
@@ -162,29 +228,44 @@ def table_value(r, table, inv_step):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, inline="always")
-def _column_range(zs, start, base, c_lo, c_hi, z_lo, z_hi):  # pragma: no cover - compiled
-    # sources of cells c_lo..c_hi of one column, trimmed to z_lo <= z <= z_hi (z-sorted column)
-    j0 = start[base + c_lo]
-    j1 = start[base + c_hi + 1]
-    while j0 < j1 and zs[j0] < z_lo:
-        j0 += 1
-    while j1 > j0 and zs[j1 - 1] > z_hi:
-        j1 -= 1
-    return j0, j1
+def _column_run(y0, y1, y2, a, b, dx2, cell_start, origin, cell, slab, nc, rc2):  # pragma: no cover - compiled
+    # sources of column (a, b) in the slabs that the sphere of radius r_c about y covers above
+    # the column's nearest point (x distance² dx2 given); an empty run (j0 = j1) when none
+    yb = origin[1] + b * cell
+    dy = max(yb - y1, y1 - yb - cell, 0.0)
+    dxy2 = dx2 + dy * dy
+    if dxy2 >= rc2:
+        return 0, 0
+    dz = math.sqrt(rc2 - dxy2)
+    c_lo = max(int(math.floor((y2 - dz - origin[2]) / slab)), 0)
+    c_hi = min(int(math.floor((y2 + dz - origin[2]) / slab)), nc[2] - 1)
+    if c_lo > c_hi:
+        return 0, 0
+    base = (a * nc[1] + b) * nc[2]
+    return cell_start[base + c_lo], cell_start[base + c_hi + 1]
+
+
+@numba.njit(cache=True, inline="always")
+def _target_columns(y0, y1, origin, cell, nc, rc):  # pragma: no cover - compiled
+    # column index ranges (a_lo, a_hi, b_lo, b_hi) within r_c of y in x and y
+    a_lo = max(int(math.floor((y0 - rc - origin[0]) / cell)), 0)
+    a_hi = min(int(math.floor((y0 + rc - origin[0]) / cell)), nc[0] - 1)
+    b_lo = max(int(math.floor((y1 - rc - origin[1]) / cell)), 0)
+    b_hi = min(int(math.floor((y1 + rc - origin[1]) / cell)), nc[1] - 1)
+    return a_lo, a_hi, b_lo, b_hi
+
+
+@numba.njit(cache=True, inline="always")
+def _x_gap2(y0, a, origin, cell):  # pragma: no cover - compiled
+    xa = origin[0] + a * cell
+    dx = max(xa - y0, y0 - xa - cell, 0.0)
+    return dx * dx
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
-def _series_values(buf_r2, n, series, scale, out):  # pragma: no cover - compiled
-    # out[k] = φ_S(√buf_r2[k]) = g(r)/r for k < n: one long loop without branches, the series
-    # unrolled, so the compiler vectorises it over pairs
-    for k in range(n):
-        r = math.sqrt(buf_r2[k])
-        out[k] = _series(r, series, scale) / r
-
-
-@numba.njit(cache=True, fastmath=True, error_model="numpy")
-def _cell_block(targets, order, i0, i1, xs, ys, zs, q, cell_start, origin, cell, nc, rc, table, inv_step, series, scale,
-                use_series, want_field, pot, same, fld, buf_r2, buf_j, buf_v):  # pragma: no cover - compiled
+def _poly_block(targets, order, i0, i1, xs, ys, zs, q, cell_start, origin, cell, slab, nc, rc, coef, scale, pot,
+                same):  # pragma: no cover - compiled
+    # potential of targets order[i0:i1]: every run whole, in masked steps of LANES sources
     rc2 = rc * rc
     for ii in range(i0, i1):
         i = order[ii]
@@ -193,50 +274,104 @@ def _cell_block(targets, order, i0, i1, xs, ys, zs, q, cell_start, origin, cell,
         y2 = targets[i, 2]
         acc = 0.0
         coin = 0.0
-        n_buf = 0
-        e0 = 0.0
-        e1 = 0.0
-        e2 = 0.0
-        a_lo = max(int(math.floor((y0 - rc - origin[0]) / cell)), 0)
-        a_hi = min(int(math.floor((y0 + rc - origin[0]) / cell)), nc[0] - 1)
-        b_lo = max(int(math.floor((y1 - rc - origin[1]) / cell)), 0)
-        b_hi = min(int(math.floor((y1 + rc - origin[1]) / cell)), nc[1] - 1)
+        a_lo, a_hi, b_lo, b_hi = _target_columns(y0, y1, origin, cell, nc, rc)
         for a in range(a_lo, a_hi + 1):
-            xa = origin[0] + a * cell
-            dx = max(xa - y0, y0 - xa - cell, 0.0)
-            dx2 = dx * dx
+            dx2 = _x_gap2(y0, a, origin, cell)
             if dx2 >= rc2:
                 continue
             for b in range(b_lo, b_hi + 1):
-                yb = origin[1] + b * cell
-                dy = max(yb - y1, y1 - yb - cell, 0.0)
-                dxy2 = dx2 + dy * dy
-                if dxy2 >= rc2:
+                j0, j1 = _column_run(y0, y1, y2, a, b, dx2, cell_start, origin, cell, slab, nc, rc2)
+                if j1 <= j0:
                     continue
-                dz = math.sqrt(rc2 - dxy2)
-                c_lo = max(int(math.floor((y2 - dz - origin[2]) / cell)), 0)
-                c_hi = min(int(math.floor((y2 + dz - origin[2]) / cell)), nc[2] - 1)
-                if c_lo > c_hi:
+                # unsigned indices: no negative-index wraparound, so the loads are contiguous
+                end = np.uint64(j1)
+                for j in range(np.uint64(j0), np.uint64(j0 + ((j1 - j0 + LANES - 1) // LANES) * LANES)):
+                    d0 = y0 - xs[j]
+                    d1 = y1 - ys[j]
+                    d2 = y2 - zs[j]
+                    r2 = d0 * d0 + d1 * d1 + d2 * d2
+                    s = min(max(r2, TINY_R2), rc2)
+                    v = 1.0 / math.sqrt(s) - horner(s * scale - 1.0, coef)
+                    run = j < end
+                    acc += q[j] * v if run & (r2 < rc2) & (r2 > 0.0) else 0.0
+                    coin += q[j] if run & (r2 == 0.0) else 0.0
+        pot[i] = acc
+        same[i] = coin
+
+
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
+def _poly_field_block(targets, order, i0, i1, xs, ys, zs, q, cell_start, origin, cell, slab, nc, rc, coef, scale, pot, same,
+                      fld):  # pragma: no cover - compiled
+    # potential and field of targets order[i0:i1] as in _poly_block: with φ_S = 1/r − L(s),
+    # −φ_S'(r)/r = 1/r³ + 2 L'(s), L'(s) = scale · P'(t)
+    rc2 = rc * rc
+    for ii in range(i0, i1):
+        i = order[ii]
+        y0 = targets[i, 0]
+        y1 = targets[i, 1]
+        y2 = targets[i, 2]
+        acc = 0.0
+        coin = 0.0
+        e0 = 0.0
+        e1 = 0.0
+        e2 = 0.0
+        a_lo, a_hi, b_lo, b_hi = _target_columns(y0, y1, origin, cell, nc, rc)
+        for a in range(a_lo, a_hi + 1):
+            dx2 = _x_gap2(y0, a, origin, cell)
+            if dx2 >= rc2:
+                continue
+            for b in range(b_lo, b_hi + 1):
+                j0, j1 = _column_run(y0, y1, y2, a, b, dx2, cell_start, origin, cell, slab, nc, rc2)
+                if j1 <= j0:
                     continue
-                j0, j1 = _column_range(zs, cell_start, (a * nc[1] + b) * nc[2], c_lo, c_hi, y2 - dz, y2 + dz)
-                if use_series and not want_field:
-                    # in-range pairs of every run collected, evaluated together when the buffer fills
-                    if n_buf + (j1 - j0) > buf_r2.shape[0]:
-                        _series_values(buf_r2, n_buf, series, scale, buf_v)
-                        for k in range(n_buf):
-                            acc += q[buf_j[k]] * buf_v[k]
-                        n_buf = 0
-                    for j in range(j0, j1):
-                        d0 = y0 - xs[j]
-                        d1 = y1 - ys[j]
-                        d2 = y2 - zs[j]
-                        r2 = d0 * d0 + d1 * d1 + d2 * d2
-                        buf_r2[n_buf] = r2
-                        buf_j[n_buf] = j
-                        n_buf += (r2 < rc2) & (r2 > 0.0)
-                        coin += q[j] if r2 == 0.0 else 0.0
-                    continue
-                # distances of the whole run, in-range ones compressed without branches
+                end = np.uint64(j1)
+                for j in range(np.uint64(j0), np.uint64(j0 + ((j1 - j0 + LANES - 1) // LANES) * LANES)):
+                    d0 = y0 - xs[j]
+                    d1 = y1 - ys[j]
+                    d2 = y2 - zs[j]
+                    r2 = d0 * d0 + d1 * d1 + d2 * d2
+                    s = min(max(r2, TINY_R2), rc2)
+                    inv_r = 1.0 / math.sqrt(s)
+                    p, dp = horner_with_derivative(s * scale - 1.0, coef)
+                    run = j < end
+                    inside = run & (r2 < rc2) & (r2 > 0.0)
+                    acc += q[j] * (inv_r - p) if inside else 0.0
+                    w = q[j] * (inv_r * inv_r * inv_r + 2.0 * scale * dp) if inside else 0.0
+                    e0 += w * d0
+                    e1 += w * d1
+                    e2 += w * d2
+                    coin += q[j] if run & (r2 == 0.0) else 0.0
+        pot[i] = acc
+        same[i] = coin
+        fld[i, 0] = e0
+        fld[i, 1] = e1
+        fld[i, 2] = e2
+
+
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
+def _table_block(targets, order, i0, i1, xs, ys, zs, q, cell_start, origin, cell, slab, nc, rc, table, inv_step, want_field,
+                 pot, same, fld, buf_r2, buf_j):  # pragma: no cover - compiled
+    # potential (and field) of targets order[i0:i1] from the tabulated kernel (splits without a
+    # kernel polynomial): the in-range
+    # pairs of each run compressed without branches, then evaluated
+    rc2 = rc * rc
+    for ii in range(i0, i1):
+        i = order[ii]
+        y0 = targets[i, 0]
+        y1 = targets[i, 1]
+        y2 = targets[i, 2]
+        acc = 0.0
+        coin = 0.0
+        e0 = 0.0
+        e1 = 0.0
+        e2 = 0.0
+        a_lo, a_hi, b_lo, b_hi = _target_columns(y0, y1, origin, cell, nc, rc)
+        for a in range(a_lo, a_hi + 1):
+            dx2 = _x_gap2(y0, a, origin, cell)
+            if dx2 >= rc2:
+                continue
+            for b in range(b_lo, b_hi + 1):
+                j0, j1 = _column_run(y0, y1, y2, a, b, dx2, cell_start, origin, cell, slab, nc, rc2)
                 n_in = 0
                 for j in range(j0, j1):
                     d0 = y0 - xs[j]
@@ -264,10 +399,6 @@ def _cell_block(targets, order, i0, i1, xs, ys, zs, q, cell_start, origin, cell,
                     e0 += s * (y0 - xs[j])
                     e1 += s * (y1 - ys[j])
                     e2 += s * (y2 - zs[j])
-        if n_buf > 0:
-            _series_values(buf_r2, n_buf, series, scale, buf_v)
-            for k in range(n_buf):
-                acc += q[buf_j[k]] * buf_v[k]
         pot[i] = acc
         same[i] = coin
         if want_field:
@@ -277,7 +408,7 @@ def _cell_block(targets, order, i0, i1, xs, ys, zs, q, cell_start, origin, cell,
 
 
 @numba.njit(cache=True, parallel=True)
-def _cell_sum(targets, order, xs, ys, zs, q, cell_start, origin, cell, nc, rc, table, inv_step, series, scale, use_series,
+def _cell_sum(targets, order, xs, ys, zs, q, cell_start, origin, cell, slab, nc, rc, table, inv_step, coef, scale, use_poly,
               want_field, max_column):  # pragma: no cover
     # blocks of consecutive (cell-ordered) targets; the prange body only calls the serial worker,
     # which Numba optimises better than a loop body outlined by the parallel backend
@@ -287,86 +418,98 @@ def _cell_sum(targets, order, xs, ys, zs, q, cell_start, origin, cell, nc, rc, t
     fld = np.zeros((n_t, 3)) if want_field else np.zeros((1, 3))
     n_blocks = (n_t + TARGET_BLOCK - 1) // TARGET_BLOCK
     for blk in numba.prange(n_blocks):
-        buf_r2 = np.empty(max(max_column, PAIR_BUFFER))
-        buf_j = np.empty(max(max_column, PAIR_BUFFER), dtype=np.int64)
-        buf_v = np.empty(max(max_column, PAIR_BUFFER))
-        _cell_block(targets, order, blk * TARGET_BLOCK, min(n_t, (blk + 1) * TARGET_BLOCK), xs, ys, zs, q, cell_start,
-                    origin, cell, nc, rc, table, inv_step, series, scale, use_series, want_field, pot, same, fld, buf_r2,
-                    buf_j, buf_v)
+        i0 = blk * TARGET_BLOCK
+        i1 = min(n_t, (blk + 1) * TARGET_BLOCK)
+        if use_poly and want_field:
+            _poly_field_block(targets, order, i0, i1, xs, ys, zs, q, cell_start, origin, cell, slab, nc, rc, coef, scale, pot,
+                              same, fld)
+        elif use_poly:
+            _poly_block(targets, order, i0, i1, xs, ys, zs, q, cell_start, origin, cell, slab, nc, rc, coef, scale, pot,
+                        same)
+        else:
+            buf_r2 = np.empty(max_column)
+            buf_j = np.empty(max_column, dtype=np.int64)
+            _table_block(targets, order, i0, i1, xs, ys, zs, q, cell_start, origin, cell, slab, nc, rc, table, inv_step,
+                         want_field, pot, same, fld, buf_r2, buf_j)
     return pot, same, fld
 
 
-@numba.njit(cache=True, fastmath=True, error_model="numpy")
-def _flush_pairs(buf_r2, buf_j, n, series, scale, buf_v, q, qi, acc_row):  # pragma: no cover - compiled
-    # n collected pairs (i, buf_j[k]) at squared distances buf_r2[k]: Σ_k q_j φ_S for atom i
-    # (returned) and q_i φ_S credited to each j
-    _series_values(buf_r2, n, series, scale, buf_v)
-    acc = 0.0
-    for k in range(n):
-        j = buf_j[k]
-        acc += q[j] * buf_v[k]
-        acc_row[j] += qi * buf_v[k]
-    return acc
+@numba.njit(cache=True, inline="always")
+def _own_columns(y0, y1, origin, cell, nc, rc):  # pragma: no cover - compiled
+    # the target's own column row (a·nc_y + b) and the column ranges of the pairs counted from
+    # it: rows before its own hold only earlier atoms, so x starts at its own column
+    a_i = min(max(int(math.floor((y0 - origin[0]) / cell)), 0), nc[0] - 1)
+    b_i = min(max(int(math.floor((y1 - origin[1]) / cell)), 0), nc[1] - 1)
+    a_lo, a_hi, b_lo, b_hi = _target_columns(y0, y1, origin, cell, nc, rc)
+    return a_i * nc[1] + b_i, max(a_lo, a_i), a_hi, b_lo, b_hi
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
-def _self_block(xs, ys, zs, q, i0, i1, cell_start, origin, cell, nc, rc, table, inv_step, series, scale, use_series,
-                acc_row, buf_r2, buf_j, buf_v):  # pragma: no cover
-    # Every pair once (sources sorted by column, then z: columns before the target's own hold
-    # only earlier atoms, columns after it only later ones, and in its own column the later
-    # atoms are those above it); both ends accumulate into acc_row.
+def _self_poly_block(xs, ys, zs, q, i0, i1, cell_start, origin, cell, slab, nc, rc, coef, scale,
+                     acc_row):  # pragma: no cover - compiled
+    # Every pair once: columns before the target's own hold only earlier atoms, columns after
+    # it only later ones, and in its own column the pairs with the later atoms are counted
+    # (an atom within r_c is in the run of every atom within r_c of it); both ends accumulate
+    # into acc_row, the run's entries in one contiguous masked loop (acc_row has LANES
+    # padding entries).
     rc2 = rc * rc
     for i in range(i0, i1):
         y0 = xs[i]
         y1 = ys[i]
         y2 = zs[i]
         qi = q[i]
-        a_i = min(max(int(math.floor((y0 - origin[0]) / cell)), 0), nc[0] - 1)
-        b_i = min(max(int(math.floor((y1 - origin[1]) / cell)), 0), nc[1] - 1)
-        own_row = a_i * nc[1] + b_i
         acc = 0.0
-        n_buf = 0
-        a_lo = max(int(math.floor((y0 - rc - origin[0]) / cell)), a_i)
-        a_hi = min(int(math.floor((y0 + rc - origin[0]) / cell)), nc[0] - 1)
-        b_lo = max(int(math.floor((y1 - rc - origin[1]) / cell)), 0)
-        b_hi = min(int(math.floor((y1 + rc - origin[1]) / cell)), nc[1] - 1)
+        own_row, a_lo, a_hi, b_lo, b_hi = _own_columns(y0, y1, origin, cell, nc, rc)
         for a in range(a_lo, a_hi + 1):
-            xa = origin[0] + a * cell
-            dx = max(xa - y0, y0 - xa - cell, 0.0)
-            dx2 = dx * dx
+            dx2 = _x_gap2(y0, a, origin, cell)
             if dx2 >= rc2:
                 continue
             for b in range(b_lo, b_hi + 1):
                 row = a * nc[1] + b
                 if row < own_row:
                     continue
-                yb = origin[1] + b * cell
-                dy = max(yb - y1, y1 - yb - cell, 0.0)
-                dxy2 = dx2 + dy * dy
-                if dxy2 >= rc2:
-                    continue
-                dz = math.sqrt(rc2 - dxy2)
-                c_lo = max(int(math.floor((y2 - dz - origin[2]) / cell)), 0)
-                c_hi = min(int(math.floor((y2 + dz - origin[2]) / cell)), nc[2] - 1)
-                if c_lo > c_hi:
-                    continue
-                j0, j1 = _column_range(zs, cell_start, row * nc[2], c_lo, c_hi, y2 - dz, y2 + dz)
+                j0, j1 = _column_run(y0, y1, y2, a, b, dx2, cell_start, origin, cell, slab, nc, rc2)
                 if row == own_row:
                     j0 = max(j0, i + 1)
-                if use_series:
-                    # in-range pairs of every run collected, evaluated together when the buffer fills
-                    if n_buf + (j1 - j0) > buf_r2.shape[0]:
-                        acc += _flush_pairs(buf_r2, buf_j, n_buf, series, scale, buf_v, q, qi, acc_row)
-                        n_buf = 0
-                    for j in range(j0, j1):
-                        d0 = y0 - xs[j]
-                        d1 = y1 - ys[j]
-                        d2 = y2 - zs[j]
-                        r2 = d0 * d0 + d1 * d1 + d2 * d2
-                        buf_r2[n_buf] = r2
-                        buf_j[n_buf] = j
-                        n_buf += (r2 < rc2) & (r2 > 0.0)
+                if j1 <= j0:
                     continue
+                end = np.uint64(j1)
+                for j in range(np.uint64(j0), np.uint64(j0 + ((j1 - j0 + LANES - 1) // LANES) * LANES)):
+                    d0 = y0 - xs[j]
+                    d1 = y1 - ys[j]
+                    d2 = y2 - zs[j]
+                    r2 = d0 * d0 + d1 * d1 + d2 * d2
+                    s = min(max(r2, TINY_R2), rc2)
+                    v = 1.0 / math.sqrt(s) - horner(s * scale - 1.0, coef)
+                    v = v if (j < end) & (r2 < rc2) & (r2 > 0.0) else 0.0
+                    acc += q[j] * v
+                    acc_row[j] += qi * v
+        acc_row[i] += acc
+
+
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
+def _self_table_block(xs, ys, zs, q, i0, i1, cell_start, origin, cell, slab, nc, rc, table, inv_step, acc_row, buf_r2, buf_j,
+                      buf_v):  # pragma: no cover - compiled
+    # the pairs of _self_poly_block from the tabulated kernel (in-range pairs compressed first)
+    rc2 = rc * rc
+    for i in range(i0, i1):
+        y0 = xs[i]
+        y1 = ys[i]
+        y2 = zs[i]
+        qi = q[i]
+        acc = 0.0
+        own_row, a_lo, a_hi, b_lo, b_hi = _own_columns(y0, y1, origin, cell, nc, rc)
+        for a in range(a_lo, a_hi + 1):
+            dx2 = _x_gap2(y0, a, origin, cell)
+            if dx2 >= rc2:
+                continue
+            for b in range(b_lo, b_hi + 1):
+                row = a * nc[1] + b
+                if row < own_row:
+                    continue
+                j0, j1 = _column_run(y0, y1, y2, a, b, dx2, cell_start, origin, cell, slab, nc, rc2)
+                if row == own_row:
+                    j0 = max(j0, i + 1)
                 n_in = 0
                 for j in range(j0, j1):
                     d0 = y0 - xs[j]
@@ -383,67 +526,113 @@ def _self_block(xs, ys, zs, q, i0, i1, cell_start, origin, cell, nc, rc, table, 
                     acc += q[buf_j[k]] * v
                 for k in range(n_in):
                     acc_row[buf_j[k]] += qi * buf_v[k]
-        if n_buf > 0:
-            acc += _flush_pairs(buf_r2, buf_j, n_buf, series, scale, buf_v, q, qi, acc_row)
         acc_row[i] += acc
 
 
 @numba.njit(cache=True, parallel=True)
-def _self_sum(xs, ys, zs, q, cell_start, origin, cell, nc, rc, table, inv_step, series, scale, use_series, n_blocks,
+def _self_sum(xs, ys, zs, q, n, cell_start, origin, cell, slab, nc, rc, table, inv_step, coef, scale, use_poly, n_blocks,
               max_column):  # pragma: no cover
-    n = xs.shape[0]
-    buf = np.zeros((n_blocks, n))
+    # the n atoms in blocks, one accumulation row (n + LANES entries) per block
+    buf = np.zeros((n_blocks, n + LANES))
     size = (n + n_blocks - 1) // n_blocks
     for blk in numba.prange(n_blocks):
-        buf_r2 = np.empty(max(max_column, PAIR_BUFFER))
-        buf_j = np.empty(max(max_column, PAIR_BUFFER), dtype=np.int64)
-        buf_v = np.empty(max(max_column, PAIR_BUFFER))
-        _self_block(xs, ys, zs, q, blk * size, min(n, (blk + 1) * size), cell_start, origin, cell, nc, rc, table, inv_step,
-                    series, scale, use_series, buf[blk], buf_r2, buf_j, buf_v)
-    return buf.sum(axis=0)
+        i0 = blk * size
+        i1 = min(n, (blk + 1) * size)
+        if use_poly:
+            _self_poly_block(xs, ys, zs, q, i0, i1, cell_start, origin, cell, slab, nc, rc, coef, scale, buf[blk])
+        else:
+            buf_r2 = np.empty(max_column)
+            buf_j = np.empty(max_column, dtype=np.int64)
+            buf_v = np.empty(max_column)
+            _self_table_block(xs, ys, zs, q, i0, i1, cell_start, origin, cell, slab, nc, rc, table, inv_step, buf[blk],
+                              buf_r2, buf_j, buf_v)
+    return buf.sum(axis=0)[:n]
 
 
-def _cell_index(points, lo, cell, nc):
-    idx = np.clip(np.floor((points - lo) / cell).astype(np.int64), 0, nc - 1)
-    return (idx[:, 0] * nc[1] + idx[:, 1]) * nc[2] + idx[:, 2]
+@numba.njit(cache=True)
+def _cell_keys(points, origin, cell, slab, nc):  # pragma: no cover - compiled
+    # flat cell index (a·nc_y + b)·nc_z + c of every point (points outside clipped to the edge cells)
+    keys = np.empty(points.shape[0], dtype=np.int64)
+    for i in range(points.shape[0]):
+        a = min(max(int(math.floor((points[i, 0] - origin[0]) / cell)), 0), nc[0] - 1)
+        b = min(max(int(math.floor((points[i, 1] - origin[1]) / cell)), 0), nc[1] - 1)
+        c = min(max(int(math.floor((points[i, 2] - origin[2]) / slab)), 0), nc[2] - 1)
+        keys[i] = (a * nc[1] + b) * nc[2] + c
+    return keys
+
+
+@numba.njit(cache=True)
+def _counting_sort(keys, n_cells):  # pragma: no cover - compiled
+    # stable order of keys in [0, n_cells) and start[k], the first sorted entry of key k (O(n))
+    start = np.zeros(n_cells + 1, dtype=np.int64)
+    for k in keys:
+        start[k + 1] += 1
+    for k in range(n_cells):
+        start[k + 1] += start[k]
+    fill = start[:-1].copy()
+    order = np.empty(keys.shape[0], dtype=np.int64)
+    for i in range(keys.shape[0]):
+        order[fill[keys[i]]] = i
+        fill[keys[i]] += 1
+    return order, start
 
 
 def _cell_list(positions, charges, cutoff):
-    """Sources sorted by cell column (x, y cells) and then by z, as separate coordinate arrays.
+    """Sources sorted by column (x, y cells), then slab (z cell), as separate coordinate arrays.
 
-    Returns (xs, ys, zs, q, start, origin, cell, nc, order, max_column): start[k] is the first
+    Returns (xs, ys, zs, q, start, origin, cell, slab, nc, order, max_column): xs, ys, zs, q
+    have :data:`LANES` padding entries (zeros) after the n sources; start[k] is the first
     sorted source of cell k (cells numbered (a·nc_y + b)·nc_z + c, so each column's cells are
-    consecutive and its sources sorted by z), order maps sorted to input indices, max_column
-    is the largest number of sources in one column.
+    consecutive; inside a cell the input order is kept), cell and slab are the cell edges in x,
+    y and in z (Å), order maps sorted to input indices, max_column is the largest number of
+    sources in one column.
     """
     lo = positions.min(axis=0) - 1e-9
     hi = positions.max(axis=0)
     cell = CELL_FRACTION * float(cutoff)
-    nc = np.maximum(np.ceil((hi - lo) / cell).astype(np.int64), 1)
+    slab = SLAB_FRACTION * float(cutoff)
+
+    def counts_for(cell, slab):
+        return np.maximum(np.ceil((hi - lo) / np.array([cell, cell, slab])).astype(np.int64), 1)
+
+    nc = counts_for(cell, slab)
     while int(np.prod(nc)) > 8 * positions.shape[0] + 1000:  # very sparse: coarser cells
         cell *= 1.5
-        nc = np.maximum(np.ceil((hi - lo) / cell).astype(np.int64), 1)
-    key = _cell_index(positions, lo, cell, nc)
-    order = np.lexsort((positions[:, 2], key))  # cell, then z (the z cell is monotone in z)
-    counts = np.bincount(key, minlength=int(np.prod(nc)))
-    start = np.zeros(counts.size + 1, dtype=np.int64)
-    np.cumsum(counts, out=start[1:])
-    sorted_pos = positions[order]
+        slab *= 1.5
+        nc = counts_for(cell, slab)
+    order, start = _counting_sort(_cell_keys(positions, lo, cell, slab, nc), int(np.prod(nc)))
+
+    def padded(values):
+        out = np.zeros(values.shape[0] + LANES)
+        out[: values.shape[0]] = values
+        return out
+
+    column_start = start[:: nc[2]]
     return (
-        np.ascontiguousarray(sorted_pos[:, 0]),
-        np.ascontiguousarray(sorted_pos[:, 1]),
-        np.ascontiguousarray(sorted_pos[:, 2]),
-        np.ascontiguousarray(charges[order]),
+        padded(positions[order, 0]),
+        padded(positions[order, 1]),
+        padded(positions[order, 2]),
+        padded(charges[order]),
         start,
         np.ascontiguousarray(lo),
         cell,
+        slab,
         nc,
         order,
-        int(counts.reshape(-1, nc[2]).sum(axis=1).max()),
+        int(np.max(np.diff(column_start))),
     )
 
 
-def short_range_sum(targets, positions, charges, split, cutoff: float, *, field: bool = False, coincident: bool = False):
+def _kernels(split, cutoff: float, tolerance: float | None):
+    """(table, inv_step, coefficients, scale, use_poly) for the compiled sums; a dummy tuple when no polynomial fits."""
+    table, inv_step = kernel_table(split, cutoff)
+    coefficients, scale = kernel_polynomial(split, cutoff, kernel_accuracy(tolerance))
+    use_poly = coefficients is not None
+    return table, inv_step, (coefficients if use_poly else (0.0,) * POLY_TERMS[0]), scale, use_poly
+
+
+def short_range_sum(targets, positions, charges, split, cutoff: float, *, field: bool = False, coincident: bool = False,
+                    tolerance: float | None = None):
     """Short-range potential (and optionally field) at ``targets`` from all atoms within ``cutoff``.
 
     Parameters
@@ -451,13 +640,17 @@ def short_range_sum(targets, positions, charges, split, cutoff: float, *, field:
     targets : (n_targets, 3) float64, Å
     positions : (n_atoms, 3) float64, Å
     charges : (n_atoms,) float64, e
-    split : EwaldSplit or GaussianSumSplit
+    split : EwaldSplit, ScreenedEwaldSplit or GaussianSumSplit
     cutoff : float
         r_c in Å; pairs with r ≥ r_c or r = 0 are skipped.
     field : bool
         Also return the short-range field −∇Φ_S, shape (n_targets, 3), e/Å².
     coincident : bool
         Also return Σ q_j over the atoms located exactly at each target, (n_targets,) e.
+    tolerance : float or None
+        Relative tolerance ε of the caller's result; the kernel is then evaluated to
+        :data:`KERNEL_ACCURACY_FRACTION` · ε of g(0) (fewer polynomial terms) instead of
+        :data:`TABLE_TOLERANCE` (None).
 
     Returns
     -------
@@ -471,43 +664,40 @@ def short_range_sum(targets, positions, charges, split, cutoff: float, *, field:
     elif backend_name(xp) == "numpy":
         positions = np.ascontiguousarray(positions, dtype=np.float64)
         targets = np.ascontiguousarray(targets, dtype=np.float64)
-        xs, ys, zs, q, start, origin, cell, nc, _, max_column = _cell_list(positions, np.asarray(charges, dtype=np.float64), cutoff)
-        order = np.argsort(_cell_index(targets, origin, cell, nc), kind="stable")
-        table, inv_step = kernel_table(split, cutoff)
-        series, scale = kernel_series(split, cutoff)
-        use_series = series is not None
-        series = series if use_series else np.zeros(SERIES_TERMS)
-        pot, same, fld = _cell_sum(targets, order, xs, ys, zs, q, start, origin, cell, nc, float(cutoff), table, inv_step,
-                                   series, scale, use_series, bool(field), max_column)
+        xs, ys, zs, q, start, origin, cell, slab, nc, _, max_column = _cell_list(positions, np.asarray(charges, dtype=np.float64),
+                                                                                cutoff)
+        order, _ = _counting_sort(_cell_keys(targets, origin, cell, slab, nc), int(np.prod(nc)))
+        table, inv_step, coefficients, scale, use_poly = _kernels(split, cutoff, tolerance)
+        pot, same, fld = _cell_sum(targets, order, xs, ys, zs, q, start, origin, cell, slab, nc, float(cutoff), table, inv_step,
+                                   coefficients, scale, use_poly, bool(field), max_column)
     else:
         pot, same, fld = cell_short_range_sum(targets, positions, charges, split, cutoff, field=field)
     out = (pot,) + ((fld,) if field else ()) + ((same,) if coincident else ())
     return out if len(out) > 1 else pot
 
 
-def short_range_at_atoms(positions, charges, split, cutoff: float):
+def short_range_at_atoms(positions, charges, split, cutoff: float, *, tolerance: float | None = None):
     """Short-range potential at every atom from all other atoms within ``cutoff``, (n_atoms,) e/Å.
 
-    Same sum as ``short_range_sum(positions, positions, charges, ...)``, but each pair is
-    evaluated once and credited to both atoms (on the CPU through per-thread buffers, on other
-    backends by :func:`~.short_range_cells.cell_short_range_at_atoms`), about half the work.
-    Atoms at the same site are skipped.
+    Same sum as ``short_range_sum(positions, positions, charges, ...)`` (``tolerance`` as
+    there), but each pair is evaluated once and credited to both atoms (on the CPU through
+    per-thread buffers, on other backends by
+    :func:`~.short_range_cells.cell_short_range_at_atoms`), about half the work. Atoms at the
+    same site are skipped.
     """
     xp = namespace_of(positions, charges)
     if backend_name(xp) != "numpy":
         return cell_short_range_at_atoms(positions, charges, split, cutoff)
     if positions.shape[0] < 2:
-        return short_range_sum(positions, positions, charges, split, cutoff)
+        return short_range_sum(positions, positions, charges, split, cutoff, tolerance=tolerance)
     positions = np.ascontiguousarray(positions, dtype=np.float64)
-    xs, ys, zs, q, start, origin, cell, nc, order, max_column = _cell_list(positions, np.asarray(charges, dtype=np.float64), cutoff)
-    table, inv_step = kernel_table(split, cutoff)
-    series, scale = kernel_series(split, cutoff)
-    use_series = series is not None
-    series = series if use_series else np.zeros(SERIES_TERMS)
-    n_blocks = int(max(1, min(numba.get_num_threads(), SELF_BUFFER_ENTRIES // positions.shape[0])))
-    pot_sorted = _self_sum(xs, ys, zs, q, start, origin, cell, nc, float(cutoff), table, inv_step, series, scale, use_series,
-                           n_blocks, max_column)
+    n = positions.shape[0]
+    xs, ys, zs, q, start, origin, cell, slab, nc, order, max_column = _cell_list(positions, np.asarray(charges, dtype=np.float64),
+                                                                                cutoff)
+    table, inv_step, coefficients, scale, use_poly = _kernels(split, cutoff, tolerance)
+    n_blocks = int(max(1, min(numba.get_num_threads(), SELF_BUFFER_ENTRIES // n)))
+    pot_sorted = _self_sum(xs, ys, zs, q, n, start, origin, cell, slab, nc, float(cutoff), table, inv_step, coefficients, scale,
+                           use_poly, n_blocks, max_column)
     out = np.empty_like(pot_sorted)
     out[order] = pot_sorted
     return out
-

@@ -4,8 +4,9 @@ The compiled kernels (:mod:`.short_range`, :mod:`.short_range_grid`, :mod:`.grid
 :mod:`.direct`) are cached next to their modules (``cache=True``). Compiling them all takes
 about half a minute on 2 cores; :func:`compile_kernels` does it on tiny inputs that take every
 code path the stages take (free-space and periodic builds, atom values with each pair once,
-points, a map, a field, direct sums), so that the workflow's ``compile_kernels`` rule pays that
-time once per install, before parallel jobs start and outside every recorded runtime.
+points, a map, a field, direct sums, every length of the short-range kernel polynomial), so
+that the workflow's ``compile_kernels`` rule pays that time once per install, before parallel
+jobs start and outside every recorded runtime.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ def compile_kernels() -> dict:
 
     from pipeline.electrostatics import direct, gridding, short_range, short_range_grid
     from pipeline.electrostatics.build import build_potential
+    from pipeline.electrostatics.parameters import ewald_cutoff
+    from pipeline.electrostatics.splitting import EwaldSplit, ScreenedEwaldSplit
 
     start = time.perf_counter()
     rng = np.random.default_rng(0)
@@ -45,6 +48,17 @@ def compile_kernels() -> dict:
         axis = np.linspace(1.0, 11.0, 9)
         potential.grid(axis, axis, axis)
     short_range.short_range_sum(points, positions, charges, potential.split, potential.cutoff, field=True)
+    # every compiled length of the kernel polynomial (chosen by α r_c and the tolerance), and the
+    # tabulated kernel of the screened split
+    split = EwaldSplit(alpha=0.4)
+    for exponent in range(1, 13):
+        tolerance = 10.0**-exponent
+        cutoff = ewald_cutoff(split.alpha, tolerance)
+        short_range.short_range_at_atoms(positions, charges, split, cutoff, tolerance=tolerance)
+        short_range.short_range_sum(points, positions, charges, split, cutoff, tolerance=tolerance)
+    screened = ScreenedEwaldSplit(alpha=0.4, kappa=0.1)
+    short_range.short_range_at_atoms(positions, charges, screened, 8.0)
+    short_range.short_range_sum(points, positions, charges, screened, 8.0)
     direct.direct_potential(points, positions, charges)
     modules = (direct, gridding, short_range, short_range_grid)
     kernels = sum(1 for module in modules for value in vars(module).values()
