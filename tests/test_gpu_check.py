@@ -45,8 +45,10 @@ def test_quick_cpu_check_runs_every_section_without_the_absent_packages(tmp_path
     assert {(r["case"], r["step"]) for r in pot} >= {("protein_cloud", "atoms"), ("rock_salt", "map 17^3")}
     for r in pot:
         if r["step"] != "build":
-            # the CuPy code paths (array cell list, bincount spreading, ...) on NumPy vs the compiled CPU path
-            assert r["max_rel_diff"] < 1e-10, r
+            # the CuPy code paths (array cell list, bincount spreading, ...) on NumPy vs the compiled CPU path;
+            # at the atoms the CPU kernel polynomial is cut to 1e-3 ε per pair (ε = 1e-6); over the ~10³ pairs
+            # within the cutoff a lattice adds those coherently (measured 2.8e-10 cloud, 3.2e-9 rock salt)
+            assert r["max_rel_diff"] < (1e-8 if "atoms" in r["step"] else 1e-10), r
             assert r["max_rel_err_direct"] < 3e-6, r  # tolerance 1e-6 (self-check allows 3×)
     tensor = [r for r in rows if r["section"] == "tensor"]
     assert {(r["case"], r["n"], r["step"]) for r in tensor} == {
