@@ -238,9 +238,10 @@ def _pair_list_density(sources, charges, n_atoms, p, timings, *, started):
 def estimate_descriptor_bytes(positions_A: np.ndarray, params: DescriptorParameters) -> int:
     """Memory of :func:`compute_descriptors` for these atoms, bytes (dominant arrays).
 
-    Neighbour pairs (:data:`PAIR_BYTES` each; neighbours per atom from the larger of the
-    bounding-box density and :data:`MIN_PAIR_DENSITY`, at most n_atoms − 1) plus the density
-    and sphere-potential expansions and every method's product features (float64).
+    Neighbour pairs of the pair-list routes (:data:`PAIR_BYTES` each; neighbours per atom from
+    the larger of the bounding-box density and :data:`MIN_PAIR_DENSITY`, at most n_atoms − 1;
+    none for the cell route) plus the density and sphere-potential expansions and every
+    method's product features (float64).
     """
     positions_A = np.asarray(positions_A, dtype=np.float64).reshape(-1, 3)
     n_atoms = positions_A.shape[0]
@@ -253,4 +254,5 @@ def estimate_descriptor_bytes(positions_A: np.ndarray, params: DescriptorParamet
     product_dims = (output_irreps("cg", lmax, lmax, lmax).dim + 3 * sh
                     + output_irreps("vector_gaunt", lmax, lmax, lmax).dim)  # cg, gaunt_fourier, gaunt_grid, +vector_gaunt
     features = 8 * n_atoms * (params.n_radial * sh + sh + params.n_radial * product_dims)
-    return int(PAIR_BYTES * n_atoms * neighbours / 2 + features)
+    pairs = 0.0 if params.neighbour_method == "cells" else PAIR_BYTES * n_atoms * neighbours / 2
+    return int(pairs + features)
