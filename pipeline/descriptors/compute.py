@@ -207,6 +207,7 @@ def compute_descriptors(
             sources, source_charges, potential, density, potential_sh, products, n_centres=n_atoms,
             lmax=p.lmax, cutoff_A=p.cutoff_A, n_radial=p.n_radial, sphere_radius_A=p.sphere_radius_A,
             band_limit=p.effective_band_limit, n_sample=p.n_validation, rng=np.random.default_rng(p.seed),
+            neighbour_method=p.neighbour_method,
         )
         timings["validation"] = validation.seconds
     total = time.perf_counter() - start
