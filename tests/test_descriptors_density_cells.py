@@ -9,22 +9,38 @@ independent implementation of the same sums, so the whole stage must agree with 
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 import pytest
 
 from pipeline.descriptors.compute import DescriptorParameters, compute_descriptors
-from pipeline.descriptors.density_cells import build_cells, density_from_cells, sh_recurrence_tables, sh_rows
+from pipeline.descriptors.density_cells import (
+    atom_density_from_cells,
+    build_cells,
+    density_from_cells,
+    sh_recurrence_tables,
+    sh_rows,
+)
 from pipeline.descriptors.sphere_potential import sphere_evaluator
 from pipeline.electrostatics import build_potential
 from tests.test_descriptors_density import density_reference, random_molecule, real_sh_reference
 
 
 def sources_reference(centres, sources, charges, lmax, cutoff, n_radial):
-    """density_reference for centres that need not be sources: the double loop over (centre, source)."""
-    positions = np.vstack([centres, sources])
-    q = np.r_[np.zeros(len(centres)), charges]  # centres carry no charge, so they add nothing
-    return density_reference(positions, q, lmax, cutoff, n_radial)[: len(centres)]
+    """Σ over sources at distance in (0, cutoff) of every centre, by a double loop (formulas as density_reference)."""
+    sigma = cutoff / n_radial
+    mu = np.arange(n_radial) * sigma
+    out = np.zeros((len(centres), n_radial, (lmax + 1) ** 2))
+    for i, c in enumerate(centres):
+        for x, q in zip(sources, charges):
+            r = np.linalg.norm(x - c)
+            if r == 0.0 or r >= cutoff:
+                continue
+            radial = np.exp(-((r - mu) ** 2) / (2 * sigma**2)) * 0.5 * (1.0 + math.cos(math.pi * r / cutoff))
+            out[i] += q * radial[:, None] * real_sh_reference(lmax, x - c)[None, :]
+    return out
 
 
 @pytest.mark.parametrize("lmax", [0, 1, 2, 5, 8])
@@ -117,3 +133,30 @@ def test_stage_matches_the_pair_list_route(rng, periodic):
         assert np.abs(a.values - b.values).max() <= 1e-13 * np.abs(b.values).max(), a.method
     assert max(new.validation.equivariance_error.values()) < 1e-8
     assert new.validation.equivariance_error_density < 1e-12
+
+
+@pytest.mark.parametrize("lmax, n_radial", [(0, 1), (2, 4), (3, 16)])
+def test_pairs_once_matches_direct_double_loop(rng, lmax, n_radial):
+    positions, charges = random_molecule(rng, n=70, box=11.0)
+    got, counts, zeros = atom_density_from_cells(positions, charges, n_centres=70, lmax=lmax, cutoff_A=4.0, n_radial=n_radial)
+    want = density_reference(positions, charges, lmax, 4.0, n_radial)
+    np.testing.assert_allclose(got, want, atol=1e-13, rtol=0)
+    d = np.linalg.norm(positions[:, None] - positions[None], axis=-1)
+    np.testing.assert_array_equal(counts, ((d > 0) & (d < 4.0)).sum(axis=1))
+    assert zeros.sum() == 0
+
+
+def test_pairs_once_with_neighbour_only_sources_and_many_slabs(rng):
+    # A long bar along x (many slabs, both parities busy); the last 40 sources are neighbours only.
+    positions = rng.uniform(0.0, 1.0, size=(200, 3)) * [60.0, 6.0, 6.0]
+    charges = rng.normal(scale=0.5, size=200)
+    positions[7] = positions[3]  # a coincident pair among the centres
+    cells = build_cells(positions, 3.0)
+    assert cells.shape[0] >= 30
+    got, counts, zeros = atom_density_from_cells(positions, charges, n_centres=160, lmax=2, cutoff_A=3.0, n_radial=3, cells=cells)
+    want = sources_reference(positions[:160], positions, charges, 2, 3.0, 3)  # the twins skip each other
+    np.testing.assert_allclose(got, want, atol=1e-13, rtol=0)
+    assert zeros[3] == 1 and zeros[7] == 1 and zeros.sum() == 2
+    direct, direct_counts, _ = density_from_cells(positions[:160], positions, charges, lmax=2, cutoff_A=3.0, n_radial=3)
+    np.testing.assert_allclose(got, direct, atol=1e-13, rtol=0)
+    np.testing.assert_array_equal(counts, direct_counts)

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from pipeline.descriptors.density_cells import build_cells, density_from_cells
+from pipeline.descriptors.density_cells import atom_density_from_cells, build_cells
 from pipeline.descriptors.products import PRODUCT_METHODS, ProductResult, all_products
 from pipeline.descriptors.projection import default_band_limit, potential_expansion
 from pipeline.descriptors.validation import ValidationResult, validate
@@ -181,9 +181,9 @@ def compute_descriptors(
         cells = build_cells(sources, p.cutoff_A)
         timings["neighbours"] = time.perf_counter() - t
         t = time.perf_counter()
-        density, n_neighbours, n_zero = density_from_cells(positions_A, sources, source_charges, lmax=p.lmax,
-                                                           cutoff_A=p.cutoff_A, n_radial=p.n_radial, cells=cells)
-        n_coincident = int(n_zero.sum()) - n_atoms  # every centre sees itself at distance 0
+        density, n_neighbours, n_zero = atom_density_from_cells(sources, source_charges, n_centres=n_atoms, lmax=p.lmax,
+                                                                cutoff_A=p.cutoff_A, n_radial=p.n_radial, cells=cells)
+        n_coincident = int(n_zero.sum())
         if n_coincident:
             log.warning("neighbours: dropped %d neighbour(s) at zero distance (coincident atoms, no direction)", n_coincident)
         timings["density"] = time.perf_counter() - t
