@@ -119,9 +119,10 @@ def descriptors_to_dataset(descriptors: Descriptors, *, attrs: dict[str, Any] | 
     n_atoms = descriptors.density.shape[0]
     methods = [r.method for r in descriptors.products]
     n_feature = max(r.irreps.dim for r in descriptors.products)
-    product = np.full((n_atoms, len(methods), p.n_radial, n_feature), np.nan, dtype=PRODUCT_STORAGE_DTYPE)
-    for k, result in enumerate(descriptors.products):
+    product = np.empty((n_atoms, len(methods), p.n_radial, n_feature), dtype=PRODUCT_STORAGE_DTYPE)
+    for k, result in enumerate(descriptors.products):  # one pass over the array: values, then NaN padding
         product[:, k, :, : result.irreps.dim] = result.values
+        product[:, k, :, result.irreps.dim :] = np.nan
     centres, width = radial_centres(p.cutoff_A, p.n_radial)
     v = descriptors.validation
     nan = float("nan")
