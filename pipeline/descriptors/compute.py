@@ -111,7 +111,8 @@ class Descriptors:
     n_neighbours : (n_atoms,) int64, neighbours within the cutoff
     n_pairs : int
     validation : ValidationResult or None
-    timings_s : dict step → seconds (neighbours, density, potential, product_<method>, validation)
+    timings_s : dict step → seconds (neighbours, density, potential, product_<method>, validation);
+        with the cell route "neighbours" is the sorting into cells and the search runs inside "density"
     total_s : float
     """
 
