@@ -117,7 +117,7 @@ def sh_recurrence_tables(lmax: int) -> tuple[np.ndarray, np.ndarray]:
     value = 1.0 / math.sqrt(4.0 * math.pi)
     for m in range(lmax + 1):
         if m > 0:
-            value = math.sqrt((2 * m + 1) / (2 * m)) * 1.0 * value
+            value = math.sqrt((2 * m + 1) / (2 * m)) * value
         pmm[m] = value
         for l in range(m + 1, lmax + 1):
             rec[m, l] = math.sqrt(2 * m + 3) if l == m + 1 else math.sqrt((4 * l * l - 1) / (l * l - m * m))
