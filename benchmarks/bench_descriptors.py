@@ -7,6 +7,9 @@ Random atoms at protein-like density (0.1 Å⁻³) in a cube, random charges. Fo
   ``cKDTree.sparse_distance_matrix`` (pairs with distances, single thread);
 * the per-pair spherical harmonics + radial basis + scatter of
   :func:`pipeline.descriptors.density.neighbour_density`;
+* the stage's default route, :func:`pipeline.descriptors.density_cells.atom_density_from_cells`
+  (cell list and compiled kernel, search and density in one; Numba's threads), checked against
+  the pair-list density (relative difference must stay below 1e-13);
 * with ``--potential``: a Chebyshev–Tucker potential of the same atoms (tolerance 1e-6) and the
   sphere projection of ``--sphere-atoms`` atoms through
   :meth:`pipeline.descriptors.sphere_potential.TuckerSphereEvaluator.sphere_projection` (local
@@ -34,6 +37,7 @@ from scipy.spatial import cKDTree
 
 from pipeline.descriptors.compute import DescriptorParameters, compute_descriptors
 from pipeline.descriptors.density import neighbour_density
+from pipeline.descriptors.density_cells import atom_density_from_cells
 from pipeline.descriptors.neighbours import neighbour_pairs
 
 
@@ -98,7 +102,8 @@ def main() -> None:
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     rows = []
-    header = f"{'N':>8} {'pairs':>10} {'query_pairs s':>14} {'ball_point s':>13} {'sdm (peer) s':>13} {'density s':>10}"
+    header = (f"{'N':>8} {'pairs':>10} {'query_pairs s':>14} {'ball_point s':>13} {'sdm (peer) s':>13} {'density s':>10} "
+              f"{'cells s':>8}")
     print(header)
     for n in args.sizes:
         side = (n / args.density) ** (1.0 / 3.0)
@@ -115,15 +120,23 @@ def main() -> None:
         n_sdm = int(np.count_nonzero(sdm["i"] < sdm["j"]))
         if n_sdm != pairs.n_pairs:
             raise RuntimeError(f"N={n}: sparse_distance_matrix found {n_sdm} pairs, neighbour_pairs {pairs.n_pairs}")
-        t_dens, _ = median_time(
+        t_dens, density = median_time(
             lambda: neighbour_density(charges, pairs, n, lmax=args.lmax, cutoff_A=args.cutoff, n_radial=args.n_radial),
             args.repeats,
         )
+        t_cells, (cells, _, _) = median_time(
+            lambda: atom_density_from_cells(positions, charges, n_centres=n, lmax=args.lmax, cutoff_A=args.cutoff,
+                                            n_radial=args.n_radial),
+            args.repeats,
+        )
+        diff = float(np.abs(cells - density).max() / np.abs(density).max())
+        if diff > 1e-13:
+            raise RuntimeError(f"N={n}: cell-list and pair-list densities differ by {diff:.2e}")
         row = {
             "n_atoms": n, "n_pairs": pairs.n_pairs, "query_pairs_s": t_qp, "ball_point_s": t_bp,
-            "sparse_distance_matrix_s": t_sdm, "density_s": t_dens,
+            "sparse_distance_matrix_s": t_sdm, "density_s": t_dens, "cells_s": t_cells, "cells_rel_difference": diff,
         }
-        print(f"{n:>8} {pairs.n_pairs:>10} {t_qp:>14.3f} {t_bp:>13.3f} {t_sdm:>13.3f} {t_dens:>10.3f}")
+        print(f"{n:>8} {pairs.n_pairs:>10} {t_qp:>14.3f} {t_bp:>13.3f} {t_sdm:>13.3f} {t_dens:>10.3f} {t_cells:>8.3f}")
         if args.potential:
             row.update(sphere_projection(positions, charges, args))
         rows.append(row)

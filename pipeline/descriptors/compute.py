@@ -2,8 +2,9 @@
 
 :func:`compute_descriptors` takes arrays and a potential callable (points Å → e/Å) and returns
 every feature set with per-step wall-clock times; :mod:`pipeline.descriptors.dataset` turns the
-result into the netCDF layout. Everything runs on the CPU with NumPy (the neighbour search is
-SciPy's KD-tree).
+result into the netCDF layout. Everything runs on the CPU: the density by the compiled cell-list
+kernel of :mod:`pipeline.descriptors.density_cells` (or, on request, from a KD-tree pair list),
+the rest with NumPy.
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from pipeline.descriptors.density import neighbour_density
-from pipeline.descriptors.neighbours import SEARCH_METHODS, neighbour_pairs
+from pipeline.descriptors.density_cells import atom_density_from_cells, build_cells
 from pipeline.descriptors.products import PRODUCT_METHODS, ProductResult, all_products
 from pipeline.descriptors.projection import default_band_limit, potential_expansion
 from pipeline.descriptors.validation import ValidationResult, validate
@@ -24,12 +24,15 @@ from pipeline.equivariant.products import output_irreps
 
 log = logging.getLogger(__name__)
 
+#: Density routes: the compiled cell-list kernel (no pair list), or a KD-tree pair list
+#: (:data:`pipeline.descriptors.neighbours.SEARCH_METHODS`) with sparse accumulation.
+NEIGHBOUR_METHODS = ("cells", "query_pairs", "ball_point")
 #: Largest supported degree L (the workflow schema allows 0..8).
 LMAX_MAX = 8
 #: Largest number of radial functions (the workflow schema allows 1..16).
 N_RADIAL_MAX = 16
-#: Bytes per neighbour pair of the density step (two int64 indices, the vector and distance in
-#: float64, and the search's own copy of the pairs).
+#: Bytes per neighbour pair of the pair-list density routes (two int64 indices, the vector and
+#: distance in float64, and the search's own copy of the pairs); the cell route keeps no pairs.
 PAIR_BYTES = 96
 #: Smallest number density assumed when counting neighbours, 1/Å³ (condensed matter with
 #: hydrogens ≈ 0.1; the bounding box underestimates the local density of a protein).
@@ -56,7 +59,8 @@ class DescriptorParameters:
         Atoms in the validation sample (0 disables the validation).
     seed : int
         Seed of the validation sample and rotation.
-    neighbour_method : {"query_pairs", "ball_point"}
+    neighbour_method : {"cells", "query_pairs", "ball_point"}
+        Route of the density step (:data:`NEIGHBOUR_METHODS`); all give the same values to round-off.
     """
 
     lmax: int = 2
@@ -66,7 +70,7 @@ class DescriptorParameters:
     band_limit: int | None = None
     n_validation: int = 64
     seed: int = 0
-    neighbour_method: str = "query_pairs"
+    neighbour_method: str = "cells"
 
     def __post_init__(self) -> None:
         if isinstance(self.lmax, bool) or int(self.lmax) != self.lmax or not 0 <= self.lmax <= LMAX_MAX:
@@ -81,8 +85,8 @@ class DescriptorParameters:
             raise ValueError(f"band_limit must be in [0, 64], got {self.band_limit!r}")
         if int(self.n_validation) < 0:
             raise ValueError(f"n_validation must be >= 0, got {self.n_validation!r}")
-        if self.neighbour_method not in SEARCH_METHODS:
-            raise ValueError(f"neighbour_method must be one of {SEARCH_METHODS}, got {self.neighbour_method!r}")
+        if self.neighbour_method not in NEIGHBOUR_METHODS:
+            raise ValueError(f"neighbour_method must be one of {NEIGHBOUR_METHODS}, got {self.neighbour_method!r}")
 
     @property
     def effective_band_limit(self) -> int:
@@ -107,7 +111,8 @@ class Descriptors:
     n_neighbours : (n_atoms,) int64, neighbours within the cutoff
     n_pairs : int
     validation : ValidationResult or None
-    timings_s : dict step → seconds (neighbours, density, potential, product_<method>, validation)
+    timings_s : dict step → seconds (neighbours, density, potential, product_<method>, validation);
+        with the cell route "neighbours" is the sorting into cells and the search runs inside "density"
     total_s : float
     """
 
@@ -173,16 +178,19 @@ def compute_descriptors(
 
         sources, source_charges = periodic_sources(positions_A, charges_e, np.asarray(cell, dtype=np.float64), p.cutoff_A)
         positions_A = np.ascontiguousarray(sources[:n_atoms])
-    n_sources = sources.shape[0]
-    pairs = neighbour_pairs(sources, p.cutoff_A, method=p.neighbour_method)
-    timings["neighbours"] = time.perf_counter() - t
-    n_neighbours = (np.bincount(pairs.first, minlength=n_sources) + np.bincount(pairs.second, minlength=n_sources))[:n_atoms]
-
-    t = time.perf_counter()
-    density = neighbour_density(source_charges, pairs, n_sources, lmax=p.lmax, cutoff_A=p.cutoff_A,
-                                n_radial=p.n_radial)[:n_atoms]
-    timings["density"] = time.perf_counter() - t
-    del pairs
+    if p.neighbour_method == "cells":
+        cells = build_cells(sources, p.cutoff_A)
+        timings["neighbours"] = time.perf_counter() - t
+        t = time.perf_counter()
+        density, n_neighbours, n_zero = atom_density_from_cells(sources, source_charges, n_centres=n_atoms, lmax=p.lmax,
+                                                                cutoff_A=p.cutoff_A, n_radial=p.n_radial, cells=cells)
+        n_coincident = int(n_zero.sum())
+        if n_coincident:
+            log.warning("neighbours: dropped %d neighbour(s) at zero distance (coincident atoms, no direction)", n_coincident)
+        timings["density"] = time.perf_counter() - t
+        del cells
+    else:
+        density, n_neighbours = _pair_list_density(sources, source_charges, n_atoms, p, timings, started=t)
 
     t = time.perf_counter()
     potential_sh = potential_expansion(
@@ -200,6 +208,7 @@ def compute_descriptors(
             sources, source_charges, potential, density, potential_sh, products, n_centres=n_atoms,
             lmax=p.lmax, cutoff_A=p.cutoff_A, n_radial=p.n_radial, sphere_radius_A=p.sphere_radius_A,
             band_limit=p.effective_band_limit, n_sample=p.n_validation, rng=np.random.default_rng(p.seed),
+            neighbour_method=p.neighbour_method,
         )
         timings["validation"] = validation.seconds
     total = time.perf_counter() - start
@@ -210,12 +219,31 @@ def compute_descriptors(
     )
 
 
+def _pair_list_density(sources, charges, n_atoms, p, timings, *, started):
+    """Density and neighbour counts of the first ``n_atoms`` sources from a KD-tree half pair list.
+
+    Records ``timings["neighbours"]`` (from ``started``, perf_counter seconds) and ``timings["density"]``.
+    """
+    from pipeline.descriptors.density import neighbour_density
+    from pipeline.descriptors.neighbours import neighbour_pairs
+
+    n_sources = sources.shape[0]
+    pairs = neighbour_pairs(sources, p.cutoff_A, method=p.neighbour_method)
+    timings["neighbours"] = time.perf_counter() - started
+    n_neighbours = (np.bincount(pairs.first, minlength=n_sources) + np.bincount(pairs.second, minlength=n_sources))[:n_atoms]
+    t = time.perf_counter()
+    density = neighbour_density(charges, pairs, n_sources, lmax=p.lmax, cutoff_A=p.cutoff_A, n_radial=p.n_radial)[:n_atoms]
+    timings["density"] = time.perf_counter() - t
+    return density, n_neighbours
+
+
 def estimate_descriptor_bytes(positions_A: np.ndarray, params: DescriptorParameters) -> int:
     """Memory of :func:`compute_descriptors` for these atoms, bytes (dominant arrays).
 
-    Neighbour pairs (:data:`PAIR_BYTES` each; neighbours per atom from the larger of the
-    bounding-box density and :data:`MIN_PAIR_DENSITY`, at most n_atoms − 1) plus the density
-    and sphere-potential expansions and every method's product features (float64).
+    Neighbour pairs of the pair-list routes (:data:`PAIR_BYTES` each; neighbours per atom from
+    the larger of the bounding-box density and :data:`MIN_PAIR_DENSITY`, at most n_atoms − 1;
+    none for the cell route) plus the density and sphere-potential expansions and every
+    method's product features (float64).
     """
     positions_A = np.asarray(positions_A, dtype=np.float64).reshape(-1, 3)
     n_atoms = positions_A.shape[0]
@@ -228,4 +256,5 @@ def estimate_descriptor_bytes(positions_A: np.ndarray, params: DescriptorParamet
     product_dims = (output_irreps("cg", lmax, lmax, lmax).dim + 3 * sh
                     + output_irreps("vector_gaunt", lmax, lmax, lmax).dim)  # cg, gaunt_fourier, gaunt_grid, +vector_gaunt
     features = 8 * n_atoms * (params.n_radial * sh + sh + params.n_radial * product_dims)
-    return int(PAIR_BYTES * n_atoms * neighbours / 2 + features)
+    pairs = 0.0 if params.neighbour_method == "cells" else PAIR_BYTES * n_atoms * neighbours / 2
+    return int(pairs + features)

@@ -9,7 +9,7 @@ variable                         dims                         units         mean
 ===============================  ===========================  ============  ===============================
 density                          (atom, n, sh)                e             A_i,nlm = Σ_j q_j R_n Y_lm
 potential_expansion              (atom, sh)                   e/angstrom    Φ_i,lm on the sphere of radius ρ
-product                          (atom, method, n, feature)   e^2/angstrom  tensor products, NaN padding
+product                          (atom, method, n, feature)   e^2/angstrom  tensor products, NaN padding (float32)
 n_neighbours                     (atom,)                      1             neighbours within the cutoff
 equivariance_error               (method,)                    1             relative max error, Q = −R
 equivariance_error_density       ()                           1             same for the density
@@ -27,6 +27,11 @@ Coordinates label every component: ``sh_l``, ``sh_m``, ``sh_irrep`` ("0e", "1o",
 block, "l1xl2" joined by "+"). Invariant features are those with ``feature_irrep == "0e"``.
 Select a method with ``ds.sel({"method": "cg"})`` (``sel(method=...)`` is the keyword of
 xarray's inexact matching, not the dimension).
+Storage precision: ``product`` is stored as float32 (relative rounding ≤ 2⁻²⁴ ≈ 6e-8, below the
+potential's own error for tolerances ≥ 1e-7; computed, validated and combined in float64), which
+halves the file (at L = 2 and 4 radial functions the padded product is ~90 % of it).
+``density`` and ``potential_expansion`` stay float64, so every product can be recomputed in
+float64 from the file with :func:`pipeline.descriptors.products.descriptor_product`.
 Global attributes: ``structure_id``, ``structure_file``, ``potential_file``, ``parameters``
 (JSON), the validation rotation, per-step ``time_<step>_s`` and the provenance attributes.
 """
@@ -45,6 +50,9 @@ from pipeline.descriptors.products import PRODUCT_UNITS
 from pipeline.descriptors.projection import POTENTIAL_UNITS, sphere_grid_size
 from pipeline.descriptors.radial import radial_centres
 from pipeline.storage import config_hash, provenance_attrs
+
+#: Storage dtype of the ``product`` variable (see the module docstring).
+PRODUCT_STORAGE_DTYPE = np.float32
 
 #: How the validation transforms the structure and the potential (stored as an attribute).
 VALIDATION_NOTE = (
@@ -111,9 +119,10 @@ def descriptors_to_dataset(descriptors: Descriptors, *, attrs: dict[str, Any] | 
     n_atoms = descriptors.density.shape[0]
     methods = [r.method for r in descriptors.products]
     n_feature = max(r.irreps.dim for r in descriptors.products)
-    product = np.full((n_atoms, len(methods), p.n_radial, n_feature), np.nan)
-    for k, result in enumerate(descriptors.products):
+    product = np.empty((n_atoms, len(methods), p.n_radial, n_feature), dtype=PRODUCT_STORAGE_DTYPE)
+    for k, result in enumerate(descriptors.products):  # one pass over the array: values, then NaN padding
         product[:, k, :, : result.irreps.dim] = result.values
+        product[:, k, :, result.irreps.dim :] = np.nan
     centres, width = radial_centres(p.cutoff_A, p.n_radial)
     v = descriptors.validation
     nan = float("nan")
@@ -129,7 +138,8 @@ def descriptors_to_dataset(descriptors: Descriptors, *, attrs: dict[str, Any] | 
             "units": POTENTIAL_UNITS,
             "long_name": "long-range potential on the sphere of radius rho around the atom, projected on Y_lm"}),
         "product": (("atom", "method", "n", "feature"), product, {
-            "units": PRODUCT_UNITS, "long_name": "tensor product of density (per n) and potential expansion (NaN: padding)"}),
+            "units": PRODUCT_UNITS, "long_name": "tensor product of density (per n) and potential expansion (NaN: padding)",
+            "storage": "float32 rounding of float64 values; recompute in float64 from density and potential_expansion"}),
         "n_neighbours": (("atom",), descriptors.n_neighbours, {**one, "long_name": "neighbours within the cutoff"}),
         "equivariance_error": (("method",), eq_error, {
             **one, "long_name": "relative max equivariance error of the product features under rotation+inversion"}),
@@ -172,6 +182,7 @@ def descriptors_to_dataset(descriptors: Descriptors, *, attrs: dict[str, Any] | 
         sh_convention="e3nn real spherical harmonics, polar axis +y, no Condon-Shortley phase, index l^2+l+m, integral normalisation",
         potential_part="long range of the range-separated potential (Chebyshev-Tucker), including every atom's self term",
         n_atoms=int(n_atoms), n_pairs=int(descriptors.n_pairs), backend="numpy", dtype="float64",
+        product_storage_dtype=np.dtype(PRODUCT_STORAGE_DTYPE).name,
         **{f"time_{step}_s": float(s) for step, s in descriptors.timings_s.items()},
     )
     if v is not None:

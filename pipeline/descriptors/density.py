@@ -18,8 +18,6 @@ import logging
 import time
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.spatial import cKDTree
 from tqdm import tqdm
 
 from pipeline.descriptors.neighbours import PairList
@@ -57,6 +55,8 @@ def _accumulate(out, rows, weights, vectors, distances, *, lmax, cutoff_A, n_rad
     ``reverse = (rows2, weights2)`` also adds ``weights2_p R_n(d_p) Y(−v̂_p)`` to ``out[rows2_p]``.
     ``out`` is (n_out, n_radial·(L+1)²), modified in place.
     """
+    import scipy.sparse as sp  # imported by the pair-list routes only
+
     n_out, n_feat = out.shape
     n_pairs = rows.shape[0]
     signs = np.tile(degree_parity_signs(lmax), n_radial)
@@ -136,6 +136,8 @@ def neighbour_density_at(
     -------
     (n_centres, n_radial, (L+1)²) float64, e
     """
+    from scipy.spatial import cKDTree
+
     positions_A = np.asarray(positions_A, dtype=np.float64)
     charges_e = _check(charges_e, positions_A.shape[0], lmax, n_radial)
     centres = np.asarray(centres, dtype=np.intp)

@@ -19,9 +19,12 @@ import itertools
 import logging
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.spatial import cKDTree
+
+if TYPE_CHECKING:  # SciPy's spatial package is imported when a search runs (not by the cell route)
+    from scipy.spatial import cKDTree
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +94,8 @@ def neighbour_pairs(
         raise ValueError(f"cutoff must be positive (Å), got {cutoff_A!r}")
     if method not in SEARCH_METHODS:
         raise ValueError(f"unknown neighbour search method {method!r}; expected one of {', '.join(SEARCH_METHODS)}")
+    from scipy.spatial import cKDTree
+
     start = time.perf_counter()
     tree = cKDTree(positions_A)
     if method == "query_pairs":

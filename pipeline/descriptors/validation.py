@@ -6,7 +6,8 @@ compared with the Wigner-transformed originals: an output block of degree l and 
 must transform as p·D^l(R) (inputs are 0e + 1o + 2e + …, so their block l goes with
 (−1)^l D^l(R)).
 
-* Neighbour density: a true recomputation from the rotated coordinates (fresh neighbour search).
+* Neighbour density: a true recomputation from the rotated coordinates (fresh neighbour search,
+  by the route the features were computed with: the cell-list kernel or a KD-tree search).
 * Potential expansion: the Chebyshev–Tucker potential is tied to the frame and box of the
   original structure, so the rotated-frame potential is Φ'(y) = Φ(Qᵀ y). The rotated-frame
   sphere points y = Q x_i + ρ n̂_g are mapped back to x_i + ρ Qᵀ n̂_g and evaluated there. The
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.descriptors.density import degree_parity_signs, neighbour_density_at
+from pipeline.descriptors.density_cells import density_from_cells
 from pipeline.descriptors.products import ProductResult, descriptor_product, gaunt_from_cg
 from pipeline.descriptors.projection import potential_expansion
 from pipeline.equivariant.irreps import ProductIrreps
@@ -101,6 +103,7 @@ def validate(
     n_sample: int,
     rng: np.random.Generator,
     n_centres: int | None = None,
+    neighbour_method: str = "cells",
 ) -> ValidationResult:
     """Equivariance of every feature set on a random atom sample, and agreement between methods.
 
@@ -120,6 +123,10 @@ def validate(
     n_centres : int, optional
         The atoms with features are the first ``n_centres`` of ``positions_A`` (the rest are
         periodic images that only serve as neighbours); default all.
+    neighbour_method : {"cells", "query_pairs", "ball_point"}
+        Route of the density recomputation: the cell-list kernel
+        (:func:`pipeline.descriptors.density_cells.density_from_cells`), or for the pair-list
+        routes a directed KD-tree search (:func:`pipeline.descriptors.density.neighbour_density_at`).
 
     Returns
     -------
@@ -133,7 +140,10 @@ def validate(
     det = float(np.round(np.linalg.det(improper)))  # the parity signs follow the transform applied
     rotated = positions_A @ improper.T
 
-    dens_rot = neighbour_density_at(rotated, charges_e, sample, lmax=lmax, cutoff_A=cutoff_A, n_radial=n_radial)
+    if neighbour_method == "cells":
+        dens_rot = density_from_cells(rotated[sample], rotated, charges_e, lmax=lmax, cutoff_A=cutoff_A, n_radial=n_radial)[0]
+    else:
+        dens_rot = neighbour_density_at(rotated, charges_e, sample, lmax=lmax, cutoff_A=cutoff_A, n_radial=n_radial)
     # Φ'(y) = Φ(Qᵀ y): the rotated-frame points are mapped back into the potential's frame (rows: y @ Q).
     phi_rot = potential_expansion(
         lambda y: potential(y @ improper), rotated[sample], lmax=lmax, sphere_radius_A=sphere_radius_A, band_limit=band_limit
