@@ -121,10 +121,10 @@ def estimate_cost(alpha: float, box_lo, box_hi, tolerance: float, n_atoms: int) 
 
 
 def fft_memory_budget(limit_bytes: int | None) -> float:
-    """Bytes the FFT working set may take: :data:`FFT_MEMORY_SHARE` of ``limit_bytes`` (the
-    user's memory limit or the memory available), at least :data:`FFT_MEMORY_BYTES`.
+    """Bytes the FFT working set may take when α is chosen automatically.
 
-    Finer grids let large structures use a larger α and so a shorter cutoff: at 10⁷ ions of
+    :data:`FFT_MEMORY_SHARE` of ``limit_bytes`` (the user's memory limit or the memory
+    available), at least :data:`FFT_MEMORY_BYTES`. Finer grids let large structures use a larger α and so a shorter cutoff: at 10⁷ ions of
     rock salt the short range visits 2.8× fewer pairs at α = 0.236 than at the α = 0.168 that a
     2.5 GB FFT allows.
     """
