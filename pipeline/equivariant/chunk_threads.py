@@ -10,7 +10,8 @@ at L = 6 slower, not faster).
 The number of threads defaults to the number the BLAS library is allowed to use at the time
 of the call (``OPENBLAS_NUM_THREADS``/``OMP_NUM_THREADS`` or a
 ``threadpoolctl.threadpool_limits`` around the call), so one setting governs all of NumPy's
-parallelism. Each thread takes a contiguous run of chunks and its own
+parallelism. The worker pool and the threadpoolctl controller are made once per process
+(0.3 and 0.4 ms a call otherwise, 7 % of a 10 ms product). Each thread takes a contiguous run of chunks and its own
 :class:`~pipeline.equivariant.ring_transform.Workspace`; chunks write disjoint rows of the
 output, so the result does not depend on the number of threads (each chunk's arithmetic is the
 same as in a serial run).
@@ -18,6 +19,7 @@ same as in a serial run).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -75,7 +77,7 @@ def run_chunks(n_total: int, step: int, body: ChunkBody, *, xp: Any, dtype: Any,
         for lo in range(0, n_total, step):
             body(slice(lo, min(lo + step, n_total)), ws)
         return
-    controller = ThreadpoolController()
+    controller = _controller(ThreadpoolController)
     n_threads = blas_threads(controller) if threads is None else int(threads)
     starts = chunk_starts(n_total, step, n_threads)
     n_workers = min(n_threads, len(starts))
@@ -94,6 +96,19 @@ def run_chunks(n_total: int, step: int, body: ChunkBody, *, xp: Any, dtype: Any,
         for lo, hi in group:
             body(slice(lo, hi), ws)
 
-    with controller.limit(limits=1, user_api="blas"), ThreadPoolExecutor(max_workers=n_workers) as pool:
+    with controller.limit(limits=1, user_api="blas"):
+        pool = _pool(n_workers)
         for future in [pool.submit(work, g) for g in groups if g]:
             future.result()
+
+
+@functools.cache
+def _controller(factory):
+    """One threadpoolctl controller per process (building one scans the loaded libraries: 0.4 ms a call)."""
+    return factory()
+
+
+@functools.cache
+def _pool(n_workers: int) -> ThreadPoolExecutor:
+    """One worker pool per thread count, kept for the process (starting one costs 0.3 ms a call)."""
+    return ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="tensor-product")
