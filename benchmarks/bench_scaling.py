@@ -2,7 +2,7 @@
 
 Two systems per size: periodic rock salt (±1 e on an fcc/fcc lattice of constant 5.64 Å,
 cubic box, exact per-ion potential −q·M/(a/2) with the Madelung constant M) and a
-protein-like cloud in free space (0.1 atoms/Å³, charges ±0.5 e with 0.1 e noise, neutral;
+protein-like cloud in free space (:func:`bench_cli.protein_cloud`: 0.1 atoms/Å³, charges ±0.5 e with 0.1 e noise, neutral;
 reference: direct summation at ``--check`` sampled atoms). Each run is
 ``python -m pipeline potential S.nc -o P.nc --tolerance EPS --self-check 0`` (the stage's own
 self-check is replaced by the references above, which cost O(N) instead of O(N·sample));
@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
+from bench_cli import protein_cloud
 
 from pipeline.electrostatics import direct_potential
 from pipeline.storage import write_netcdf
@@ -48,13 +49,6 @@ def rocksalt(n_ions: int):
     charges = np.concatenate([np.ones(len(na)), -np.ones(len(cl))])
     side = cells * LATTICE_A
     return positions, charges, [side, side, side, 90.0, 90.0, 90.0]
-
-
-def protein_cloud(n: int, rng):
-    """(positions Å, charges e, no box) of a uniform neutral cloud at 0.1 atoms/Å³."""
-    width = (n / 0.1) ** (1 / 3)
-    q = rng.choice([-0.5, 0.5], n) + rng.normal(0.0, 0.1, n)
-    return rng.uniform(0.0, width, (n, 3)), q - q.mean(), []
 
 
 #: Runs the stage and prints its wall seconds and peak resident KiB. Started from this (small)
@@ -83,7 +77,7 @@ def run_stage(work: Path, tolerance: float) -> tuple[float, float]:
 
 
 def one(system: str, n: int, tolerance: float, check: int, rng) -> dict:
-    positions, charges, box = rocksalt(n) if system == "rocksalt" else protein_cloud(n, rng)
+    positions, charges, box = rocksalt(n) if system == "rocksalt" else (*protein_cloud(n, rng), [])
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         record = Structure(positions=positions, charges=charges, attrs={"structure_id": system, "source": "bench", "box": box})
