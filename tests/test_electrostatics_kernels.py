@@ -351,21 +351,3 @@ def test_short_range_field_matches_direct_sums(rng, split):
     ref = (np.where(inside, -q * deriv / r, 0.0)[:, :, None] * d_vec).sum(axis=1)
     _, fld = short_range_sum(points, pos, q, split, cutoff, field=True)
     np.testing.assert_allclose(fld, ref, rtol=0, atol=1e-11 * np.abs(ref).max())
-
-
-@pytest.mark.parametrize("tolerance", [1e-4, 1e-6, 1e-9])
-def test_restricted_density_matches_spreading_at_the_smaller_alpha(rng, tolerance):
-    """The storage refit's density from the build's own (Gaussian semigroup on the fine grid)
-    against spreading the atoms again with the coarse window: measured 0.64–1.1 of the grid
-    tolerance ε·GRID_MARGIN, the size of either window's own truncation error."""
-    from pipeline.electrostatics.long_range import GRID_MARGIN, restricted_density
-
-    pos = rng.uniform(0, 30, (500, 3))
-    q = rng.normal(size=500)
-    lo, hi = pos.min(0) - 3, pos.max(0) + 3
-    fine, coarse = plan_long_range(lo, hi, 0.35, tolerance), plan_long_range(lo, hi, 0.12, tolerance)
-    direct = spread_charges(pos, q, coarse)
-    restricted = restricted_density(spread_charges(pos, q, fine), fine, coarse)
-    assert np.abs(restricted - direct).max() < 1.5 * tolerance * GRID_MARGIN * np.abs(direct).max()
-    with pytest.raises(ValueError, match="coarse window"):
-        restricted_density(direct, coarse, fine)

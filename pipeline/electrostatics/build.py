@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
 
@@ -30,14 +29,12 @@ from pipeline.backend import namespace_of, synchronize, to_host
 from pipeline.electrostatics.gridding import interpolate_grid
 from pipeline.electrostatics.long_range import (
     LongRangePlan,
-    coefficients_from_density,
     compress_coefficients,
     estimate_build_bytes,
     grid_to_coefficients,
     long_range_coefficients,
     long_range_grid,
     plan_long_range,
-    restricted_density,
 )
 from pipeline.electrostatics.parameters import (
     TUCKER_MARGIN,
@@ -292,33 +289,20 @@ def _prepare_periodic(positions, *, tolerance, split, alpha, cutoff, degree, die
                       params=params, dielectric=float(dielectric), cell=cell_rows)
 
 
-class LongRangeParts(NamedTuple):
-    """What :func:`long_range_parts` returns.
-
-    Attributes
-    ----------
-    coeffs : (m1, m2, m3) array, e/Å
-    at_targets : (n_targets,) array, e/Å, or None without targets
-    density : array of the free-space grid shape or None
-        The spread density (e/Å³, charges divided by the dielectric), kept on request in free
-        space so :func:`fit_storage` can restrict it instead of spreading the atoms again.
-    """
-
-    coeffs: object
-    at_targets: object
-    density: object = None
-
-
-def long_range_parts(setup: BuildSetup, positions, charges, *, targets=None, keep_density: bool = False) -> LongRangeParts:
+def long_range_parts(setup: BuildSetup, positions, charges, *, targets=None):
     """Long-range Chebyshev coefficients of ``charges`` at ``positions``, and the long range at ``targets``.
 
     Linear in the charges (the unit of work of a scatter–gather build); the dielectric divides
     the charges, and a periodic Coulomb cell's background term −πQ/(Vα²) of these charges is
-    added to both. ``keep_density``: also return the free-space spread density.
+    added to both.
+
+    Returns
+    -------
+    coeffs : (m1, m2, m3) array, e/Å
+    at_targets : (n_targets,) array, e/Å, or None without ``targets``
     """
     xp = namespace_of(positions, charges)
     sources = charges / setup.dielectric
-    density = None
     if setup.periodic:
         grid = periodic_long_range_grid(positions, sources, setup.plan, setup.split)
         coeffs = periodic_grid_to_coefficients(grid, setup.plan)
@@ -328,12 +312,11 @@ def long_range_parts(setup: BuildSetup, positions, charges, *, targets=None, kee
             coeffs[0, 0, 0] += background
             at_targets = None if at_targets is None else at_targets + background
     else:
-        grid = long_range_grid(positions, sources, setup.plan, setup.split, keep_density=keep_density)
-        grid, density = grid if keep_density else (grid, None)
+        grid = long_range_grid(positions, sources, setup.plan, setup.split)
         coeffs = grid_to_coefficients(grid, setup.plan)
         at_targets = None if targets is None else interpolate_grid(grid, targets, setup.plan)
     synchronize(xp)
-    return LongRangeParts(coeffs, at_targets, density)
+    return coeffs, at_targets
 
 
 def _diagonal(lo, hi) -> float:
@@ -345,8 +328,7 @@ def _split_for_box(kind: str, alpha: float, tolerance: float, lo, hi, kappa: flo
     return make_split(kind, alpha, tolerance=tolerance / 10, length_scale=_diagonal(lo, hi), kappa=kappa)
 
 
-def fit_storage(setup: BuildSetup, positions, charges, compressed, *, max_storage_bytes: int, hooi_sweeps: int = 0,
-                density=None):
+def fit_storage(setup: BuildSetup, positions, charges, compressed, *, max_storage_bytes: int, hooi_sweeps: int = 0):
     """Rebuild the stored long range at smaller α until its Tucker form fits ``max_storage_bytes``.
 
     Parameters
@@ -358,9 +340,6 @@ def fit_storage(setup: BuildSetup, positions, charges, compressed, *, max_storag
         Tucker form of the build's own long range.
     max_storage_bytes : int
     hooi_sweeps : int
-    density : array, optional
-        The build's spread density (:class:`LongRangeParts`); each smaller-α density is then
-        restricted from it (:func:`~.long_range.restricted_density`) instead of spread again.
 
     Returns
     -------
@@ -393,10 +372,7 @@ def fit_storage(setup: BuildSetup, positions, charges, compressed, *, max_storag
         split = smaller
         cutoff = choose_cutoff(split, tolerance, _diagonal(setup.box_lo, setup.box_hi))
         plan = plan_long_range(setup.box_lo, setup.box_hi, split.t_max, tolerance, grid_tolerance=grid_tol)
-        if density is None:
-            coeffs = long_range_coefficients(positions, charges / setup.dielectric, plan, split)
-        else:
-            coeffs = coefficients_from_density(restricted_density(density, setup.plan, plan), plan, split)
+        coeffs = long_range_coefficients(positions, charges / setup.dielectric, plan, split)
         core, factors, rel_err = compress_coefficients(coeffs, tolerance * TUCKER_MARGIN, hooi_sweeps=hooi_sweeps)
         previous, storage = storage, tucker_storage_bytes(core, factors)
         log.info("storage: %d B over the limit of %d B; long range stored at alpha=%.4g 1/A: m=%s ranks=%s, %d B",
@@ -408,7 +384,7 @@ def fit_storage(setup: BuildSetup, positions, charges, compressed, *, max_storag
 
 
 def assemble_potential(setup: BuildSetup, coeffs, positions, charges, *, ranks=None, hooi_sweeps: int = 0,
-                       atom_long=None, max_storage_bytes: int | None = None, density=None):
+                       atom_long=None, max_storage_bytes: int | None = None):
     """Tucker-compress summed coefficients and wrap them with the atoms into a potential.
 
     Parameters
@@ -422,8 +398,6 @@ def assemble_potential(setup: BuildSetup, coeffs, positions, charges, *, ranks=N
         Φ_L at every atom (self term included) from the build's grid.
     max_storage_bytes : int, optional
         Limit on the stored long range (:func:`fit_storage`); not applied with fixed ``ranks``.
-    density : array, optional
-        The build's spread density, for :func:`fit_storage`.
 
     Returns
     -------
@@ -439,8 +413,7 @@ def assemble_potential(setup: BuildSetup, coeffs, positions, charges, *, ranks=N
     split, cutoff, plan = setup.split, setup.cutoff, setup.plan
     if max_storage_bytes and ranks is None:
         compressed, split, cutoff, plan = fit_storage(setup, positions, charges, compressed,
-                                                      max_storage_bytes=int(max_storage_bytes), hooi_sweeps=hooi_sweeps,
-                                                      density=density)
+                                                      max_storage_bytes=int(max_storage_bytes), hooi_sweeps=hooi_sweeps)
     core, factors, rel_err = compressed
     synchronize(xp)
     seconds = time.perf_counter() - t0
@@ -544,8 +517,7 @@ def build_potential(
     timings["parameters"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    coeffs, atom_long, density = long_range_parts(setup, positions, charges, targets=positions if atom_values else None,
-                                                  keep_density=max_storage_bytes is not None and ranks is None)
+    coeffs, atom_long = long_range_parts(setup, positions, charges, targets=positions if atom_values else None)
     synchronize(xp)
     timings["long_range_coefficients"] = time.perf_counter() - t0
     log.info("long range: grid %s, coefficients %s%s in %.2fs", setup.plan.shape, tuple(coeffs.shape),
@@ -553,6 +525,5 @@ def build_potential(
 
     potential, timings["tucker"] = assemble_potential(setup, coeffs, positions, charges, ranks=ranks,
                                                       hooi_sweeps=hooi_sweeps, atom_long=atom_long,
-                                                      max_storage_bytes=max_storage_bytes, density=density)
-    del density
+                                                      max_storage_bytes=max_storage_bytes)
     return potential, {"params": potential.params, "timings": timings}

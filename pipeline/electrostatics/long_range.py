@@ -29,7 +29,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -324,47 +324,21 @@ def values_to_coefficients(values):
     return out
 
 
-def long_range_grid(positions, charges, plan: LongRangePlan, split, *, keep_density: bool = False):
-    """U = h³ ψ * ρ on the uniform grid of ``plan`` (steps 1–2 of the module Notes), e/Å.
-
-    With ``keep_density`` the spread density ρ is returned too: ``(U, ρ)``.
-    """
+def long_range_grid(positions, charges, plan: LongRangePlan, split):
+    """U = h³ ψ * ρ on the uniform grid of ``plan`` (steps 1–2 of the module Notes), e/Å."""
     t0 = time.perf_counter()
     rho = spread_charges(positions, charges, plan)
     t1 = time.perf_counter()
     grid = convolve_long_kernel(rho, plan, split)
     log.debug("long range: %d atoms, grid %s: spread %.2fs, convolve %.2fs", positions.shape[0], plan.shape,
               t1 - t0, time.perf_counter() - t1)
-    return (grid, rho) if keep_density else grid
+    return grid
 
 
 def grid_to_coefficients(grid_values, plan: LongRangePlan):
     """Chebyshev coefficients (m1, m2, m3) of h³ W_s * U at the nodes (steps 3–4), e/Å."""
     with single_blas_thread(namespace_of(grid_values), grid_values.size):
         return values_to_coefficients(gather_at_nodes(grid_values, plan))
-
-
-def restricted_density(rho, fine: LongRangePlan, coarse: LongRangePlan):
-    """The spread density of a smaller α from that of a larger one, without the atoms: shape ``coarse.shape``.
-
-    ``rho`` = Σ_j q_j W_s(y − x_j) on the grid of ``fine`` (Gaussian windows, s = ``fine.sigma``);
-    ``coarse.sigma`` = s' ≥ s. Since W_{s'} = W_s * W_{s''} with s''² = s'² − s²,
-    Σ_j q_j W_{s'}(y − x_j) = ∫ ρ(z) W_{s''}(y − z) dz, taken by the trapezoidal rule on the fine
-    grid (aliasing ≈ e^{−2π²s'²/h²}, far below that of the fine grid itself) as three separable
-    mode products: O(n_coarse · n_fine³) instead of N · P³ for spreading the atoms again.
-    """
-    xp = namespace_of(rho)
-    if not coarse.sigma >= fine.sigma:
-        raise ValueError(f"coarse window s'={coarse.sigma} Å must be at least the fine window s={fine.sigma} Å")
-    bridge = replace(fine, sigma=math.sqrt(coarse.sigma**2 - fine.sigma**2))
-    axes = [coarse.origin[k] + coarse.spacing * xp.arange(coarse.shape[k], dtype=xp.float64) for k in range(3)]
-    with single_blas_thread(xp, rho.size):
-        return gather_on_axes(rho, bridge, axes)
-
-
-def coefficients_from_density(rho, plan: LongRangePlan, split):
-    """Chebyshev coefficients of the long range of a spread density ``rho`` on the grid of ``plan`` (steps 2–4)."""
-    return grid_to_coefficients(convolve_long_kernel(rho, plan, split), plan)
 
 
 def long_range_coefficients(positions, charges, plan: LongRangePlan, split):

@@ -178,5 +178,5 @@ def chunk_coefficients(positions, charges, setup, chunk: int, chunks: int):
     xp = namespace_of(positions, charges)
     if stop == start:
         return xp.zeros(tuple(setup.plan.degree)), xp.zeros(positions.shape[0]), (start, stop)
-    coeffs, atom_long, _ = long_range_parts(setup, positions[start:stop], charges[start:stop], targets=positions)
+    coeffs, atom_long = long_range_parts(setup, positions[start:stop], charges[start:stop], targets=positions)
     return coeffs, atom_long, (start, stop)
