@@ -5,7 +5,9 @@ cubic box, exact per-ion potential −q·M/(a/2) with the Madelung constant M) a
 protein-like cloud in free space (:func:`bench_cli.protein_cloud`: 0.1 atoms/Å³, charges ±0.5 e with 0.1 e noise, neutral;
 reference: direct summation at ``--check`` sampled atoms). Each run is
 ``python -m pipeline potential S.nc -o P.nc --tolerance EPS --self-check 0`` (the stage's own
-self-check is replaced by the references above, which cost O(N) instead of O(N·sample));
+self-check is replaced by the references above, which cost O(N) instead of O(N·sample); with
+``--self-check K`` the stage checks K atoms, K points and a 6³ map itself and its errors are
+reported too);
 its wall time and peak resident memory (ru_maxrss, measured by a small launcher process) are
 recorded. The scaling
 exponent is the least-squares slope of log(time) against log(N) over the sizes run.
@@ -65,10 +67,10 @@ print(seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 """
 
 
-def run_stage(work: Path, tolerance: float) -> tuple[float, float]:
+def run_stage(work: Path, tolerance: float, self_check: int) -> tuple[float, float]:
     """Run the potential stage on work/s.nc: (wall seconds, peak resident MiB of the stage process)."""
     cmd = [sys.executable, "-m", "pipeline", "potential", "s.nc", "-o", "p.nc", "--tolerance", str(tolerance),
-           "--self-check", "0", "-q"]
+           "--self-check", str(self_check), "-q"]
     done = subprocess.run([sys.executable, "-c", LAUNCHER, *cmd], cwd=work, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
@@ -76,15 +78,17 @@ def run_stage(work: Path, tolerance: float) -> tuple[float, float]:
     return float(seconds), float(peak_kib) / 1024.0
 
 
-def one(system: str, n: int, tolerance: float, check: int, rng) -> dict:
+def one(system: str, n: int, tolerance: float, check: int, self_check: int, rng) -> dict:
     positions, charges, box = rocksalt(n) if system == "rocksalt" else (*protein_cloud(n, rng), [])
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         record = Structure(positions=positions, charges=charges, attrs={"structure_id": system, "source": "bench", "box": box})
         write_netcdf(structure_to_dataset(record), work / "s.nc")
-        seconds, peak_mib = run_stage(work, tolerance)
+        seconds, peak_mib = run_stage(work, tolerance, self_check)
         with xr.open_dataset(work / "p.nc") as p:
             phi = p["potential"].values
+            stage_check = {key: float(p.attrs[key]) for key in ("max_rel_error_atoms", "max_rel_error_points",
+                                                                "max_rel_error_map") if self_check and key in p.attrs}
     if system == "rocksalt":
         reference = -charges * MADELUNG_NACL / (LATTICE_A / 2.0)
         error = float(np.max(np.abs(phi - reference)) / np.max(np.abs(reference)))
@@ -92,8 +96,10 @@ def one(system: str, n: int, tolerance: float, check: int, rng) -> dict:
         idx = np.sort(rng.choice(n, size=min(check, n), replace=False))
         reference = direct_potential(positions[idx], positions, charges)
         error = float(np.max(np.abs(phi[idx] - reference)) / np.max(np.abs(reference)))
-    row = {"system": system, "atoms": int(charges.size), "seconds": seconds, "peak_MiB": peak_mib, "max_rel_error": error}
-    print(f"{system:9s} N={row['atoms']:>9d}  {seconds:8.2f} s  {peak_mib:9.0f} MiB  error {error:.1e}", flush=True)
+    row = {"system": system, "atoms": int(charges.size), "seconds": seconds, "peak_MiB": peak_mib, "max_rel_error": error,
+           **stage_check}
+    checked = "".join(f"  {key[14:]} {value:.1e}" for key, value in stage_check.items())
+    print(f"{system:9s} N={row['atoms']:>9d}  {seconds:8.2f} s  {peak_mib:9.0f} MiB  error {error:.1e}{checked}", flush=True)
     return row
 
 
@@ -104,10 +110,12 @@ def main() -> int:
     parser.add_argument("--systems", nargs="+", choices=("rocksalt", "cloud"), default=["rocksalt", "cloud"])
     parser.add_argument("--tolerance", type=float, default=1e-6)
     parser.add_argument("--check", type=int, default=30, help="cloud atoms compared with direct summation")
+    parser.add_argument("--self-check", type=int, default=0,
+                        help="the stage's own self-check sample (atoms, points, a 6^3 map; its errors are reported)")
     args = parser.parse_args()
 
     rng = np.random.default_rng(0)
-    rows = [one(system, n, args.tolerance, args.check, rng) for system in args.systems for n in args.sizes]
+    rows = [one(system, n, args.tolerance, args.check, args.self_check, rng) for system in args.systems for n in args.sizes]
     exponents = {}
     for system in args.systems:
         mine = [r for r in rows if r["system"] == system]
