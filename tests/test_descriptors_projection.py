@@ -124,3 +124,24 @@ def test_sphere_projection_with_local_expansion_matches_grid_values(rng):
     np.testing.assert_array_equal(one, two)
     with pytest.raises(ValueError, match="outside the Chebyshev box"):
         evaluator.sphere_projection(centres[:1], 100.0, cos_beta, alpha, projector)
+
+
+def test_sphere_projection_over_several_chunks_matches_pointwise_quadrature(rng):
+    # More centres than one chunk and one ring batch, with partial ones of each: every centre's
+    # coefficients equal the explicit quadrature of the pointwise long range, on 1 and 2 threads.
+    from pipeline.descriptors.projection import sphere_quadrature
+    from pipeline.descriptors.sphere_potential import PROJECTION_BATCH, RING_BATCH, TuckerSphereEvaluator
+    from pipeline.electrostatics.build import build_potential
+
+    positions = rng.uniform(0, 40, size=(200, 3))
+    potential, _ = build_potential(positions, rng.normal(size=200), tolerance=1e-8)
+    evaluator = TuckerSphereEvaluator(potential)
+    n_centres = 2 * PROJECTION_BATCH + RING_BATCH + 3
+    centres = rng.uniform(3, 37, size=(n_centres, 3))
+    cos_beta, alpha, directions, projector = sphere_quadrature(2, 10)
+    points = centres[:, None, None, :] + 1.5 * directions[None]
+    reference = np.asarray(potential.long_range(points.reshape(-1, 3))).reshape(n_centres, -1) @ projector
+    one = evaluator.sphere_projection(centres, 1.5, cos_beta, alpha, projector, threads=1)
+    two = evaluator.sphere_projection(centres, 1.5, cos_beta, alpha, projector, threads=2)
+    np.testing.assert_allclose(one, reference, atol=1e-13 * np.abs(reference).max(), rtol=0)
+    np.testing.assert_array_equal(one, two)

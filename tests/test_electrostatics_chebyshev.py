@@ -36,6 +36,14 @@ def test_chebvander_matches_numpy():
     np.testing.assert_allclose(chebvander(xi, 20), npcheb.chebvander(xi, 19), rtol=0, atol=1e-13)
 
 
+def test_chebvander_fills_the_given_array():
+    xi = np.linspace(-1, 1, 9)
+    buffer = np.full((6, 9), np.nan)
+    values = chebvander(xi, 6, out=buffer)
+    assert np.shares_memory(values, buffer)
+    np.testing.assert_allclose(values, npcheb.chebvander(xi, 5), rtol=0, atol=1e-15)
+
+
 def test_derivative_matrix_differentiates_a_polynomial_exactly():
     # f(ξ) = ξ^5 − 3ξ^2 + 2, f' = 5ξ^4 − 6ξ; coefficients through NumPy's poly2cheb
     c = npcheb.poly2cheb([2.0, 0.0, -3.0, 0.0, 0.0, 1.0])

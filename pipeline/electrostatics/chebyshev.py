@@ -33,14 +33,16 @@ def values_to_coefficients_matrix(m: int, *, xp=np):
     return xp.asarray(mat)
 
 
-def chebvander(xi, m: int):
+def chebvander(xi, m: int, *, out=None):
     """Values T_n(ξ) for n = 0 … m−1, shape (len(ξ), m); ξ in [−1, 1] (three-term recurrence).
 
-    The result is a transposed view of an (m, len(ξ)) array (Fortran order).
+    The result is a transposed view of an (m, len(ξ)) array (Fortran order): ``out`` when
+    given (a C-contiguous (m, len(ξ)) float64 array, reused instead of fresh memory).
     """
     xp = namespace_of(xi)
     xi = xp.asarray(xi, dtype=xp.float64).reshape(-1)
-    out = xp.empty((m, xi.shape[0]), dtype=xp.float64)  # rows are contiguous: the recurrence runs along them
+    if out is None:
+        out = xp.empty((m, xi.shape[0]), dtype=xp.float64)  # rows are contiguous: the recurrence runs along them
     out[0] = 1.0
     if m > 1:
         out[1] = xi
