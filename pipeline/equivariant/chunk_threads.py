@@ -38,12 +38,13 @@ def blas_threads(controller) -> int:
 
 
 def chunk_starts(n_total: int, step: int, threads: int) -> list[int]:
-    """First rows of the chunks: at most ``step`` rows each, and at least ``threads`` chunks when
-    the batch allows it (so every thread gets work)."""
+    """First rows of the chunks: at most ``step`` rows each, equal sizes up to one row, and a
+    multiple of ``threads`` chunks when the batch allows it (so the threads get equal work)."""
     if n_total <= 0:
         return []
-    step = max(1, min(int(step), math.ceil(n_total / max(1, threads))))
-    return list(range(0, n_total, step))
+    threads = max(1, int(threads))
+    n_chunks = math.ceil(math.ceil(n_total / max(1, int(step))) / threads) * threads
+    return list(range(0, n_total, math.ceil(n_total / n_chunks)))
 
 
 def run_chunks(n_total: int, step: int, body: ChunkBody, *, xp: Any, dtype: Any, threads: int | None = None) -> None:
@@ -80,14 +81,14 @@ def run_chunks(n_total: int, step: int, body: ChunkBody, *, xp: Any, dtype: Any,
     controller = _controller(ThreadpoolController)
     n_threads = blas_threads(controller) if threads is None else int(threads)
     starts = chunk_starts(n_total, step, n_threads)
+    stops = starts[1:] + [n_total]
     n_workers = min(n_threads, len(starts))
     if n_workers <= 1:
         ws = Workspace(xp, dtype)
         with controller.limit(limits=1, user_api="blas"):
-            for lo in range(0, n_total, step):
-                body(slice(lo, min(lo + step, n_total)), ws)
+            for lo, hi in zip(starts, stops):
+                body(slice(lo, hi), ws)
         return
-    stops = starts[1:] + [n_total]
     per = math.ceil(len(starts) / n_workers)  # contiguous runs of chunks per worker
     groups = [list(zip(starts[w * per : (w + 1) * per], stops[w * per : (w + 1) * per])) for w in range(n_workers)]
 
