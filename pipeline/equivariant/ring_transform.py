@@ -129,8 +129,8 @@ def padded_slots(lmax: int) -> tuple[np.ndarray, np.ndarray]:
     """Padded slot layout (2, L+1, L+1) [cos/sin, m, l − m] of degree-L coefficients.
 
     Order m takes the first L − m + 1 entries of its row (l = m..L); the rest, and the whole
-    sin row of m = 0, are padding (zero), so every order has the same shape and the β stage
-    is one stacked GEMM over m.
+    sin row of m = 0, are padding (zero in :meth:`RingTransform.to_slots`), so orders stack
+    into one GEMM (see :func:`order_groups`).
 
     Returns
     -------
@@ -369,7 +369,8 @@ class RingTransform:
         return out
 
     def analyze(self, values: Any, lmax: int, *, ws: Workspace | None = None, name: str = "coeffs") -> Any:
-        """Coefficients (2, lmax+1, lmax+1, B) in padded slot order of folded values (2, n_fold, n_rings, B)."""
+        """Coefficients (2, lmax+1, lmax+1, B) in padded slot order (padding entries undefined) of
+        folded values (2, n_fold, n_rings, B)."""
         nb, batch = self.n_rings, values.shape[-1]
         hat = self._buffer(ws, "scratch", (2, lmax + 1, nb, batch))
         az = self._azimuth[lmax]
