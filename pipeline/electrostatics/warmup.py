@@ -1,12 +1,15 @@
-"""Compile every Numba kernel of the potential once, so that jobs load them from the cache.
+"""Compile every Numba kernel of the package once, so that jobs load them from the cache.
 
 The compiled kernels (:mod:`.short_range`, :mod:`.short_range_grid`, :mod:`.gridding`,
-:mod:`.direct`) are cached next to their modules (``cache=True``). Compiling them all takes
-about half a minute on 2 cores; :func:`compile_kernels` does it on tiny inputs that take every
-code path the stages take (free-space and periodic builds, atom values with each pair once,
-points, a map, a field, direct sums, every length of the short-range kernel polynomial), so
-that the workflow's ``compile_kernels`` rule pays that time once per install, before parallel
-jobs start and outside every recorded runtime.
+:mod:`.direct`, :mod:`pipeline.descriptors.density_cells`,
+:mod:`pipeline.equivariant.chunk_kernels`) are cached next to their modules (``cache=True``).
+Compiling them all takes about a minute on 2 cores; :func:`compile_kernels` does it on tiny
+inputs that take every code path the stages take (free-space and periodic builds, atom values
+with each pair once, points, a map, a field, direct sums, every length of the short-range
+kernel polynomial, the descriptors' density around atoms and around other centres, the tensor
+products' chunk kernels in float32 and float64), so that the workflow's ``compile_kernels``
+rule pays that time once per install, before parallel jobs start and outside every recorded
+runtime.
 """
 
 from __future__ import annotations
@@ -30,7 +33,10 @@ def compile_kernels() -> dict:
     """
     from numba.core.registry import CPUDispatcher
 
+    from pipeline.descriptors import density_cells
     from pipeline.electrostatics import direct, gridding, short_range, short_range_grid
+    from pipeline.equivariant import chunk_kernels
+    from pipeline.equivariant.products import tensor_product, tensor_product_vjp
     from pipeline.electrostatics.build import build_potential
     from pipeline.electrostatics.parameters import ewald_cutoff
     from pipeline.electrostatics.splitting import EwaldSplit, ScreenedEwaldSplit
@@ -60,7 +66,14 @@ def compile_kernels() -> dict:
     short_range.short_range_at_atoms(positions, charges, screened, 8.0)
     short_range.short_range_sum(points, positions, charges, screened, 8.0)
     direct.direct_potential(points, positions, charges)
-    modules = (direct, gridding, short_range, short_range_grid)
+    density_cells.atom_density_from_cells(positions, charges, n_centres=200, lmax=2, cutoff_A=4.0, n_radial=2)
+    density_cells.density_from_cells(points, positions, charges, lmax=2, cutoff_A=4.0, n_radial=2)
+    for dtype in (np.float32, np.float64):
+        for method in ("gaunt_grid", "gaunt_fourier", "vector_gaunt"):
+            x, y = rng.normal(size=(2, 40, 4)).astype(dtype)
+            tensor_product(x, y, method=method, threads=1)
+            tensor_product_vjp(x, y, tensor_product(x, y, method=method, threads=1)[0], method=method, threads=1)
+    modules = (direct, gridding, short_range, short_range_grid, density_cells, chunk_kernels)
     kernels = sum(1 for module in modules for value in vars(module).values()
                   if isinstance(value, CPUDispatcher) and value.signatures)
     seconds = time.perf_counter() - start
