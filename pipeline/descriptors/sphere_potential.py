@@ -195,7 +195,7 @@ class TuckerSphereEvaluator:
                 local = np.matmul(f1[lo : lo + b, None], right.reshape(b, n_rings, r1, n3), out=ws.get("local", (b, n_rings, n1, n3)))
                 np.matmul(local.reshape(b, -1), table, out=out[rows.start + lo : rows.start + lo + b])
 
-        run_chunks(n_centres, PROJECTION_BATCH, body, xp=np, dtype=np.float64, threads=threads)
+        run_chunks(n_centres, PROJECTION_BATCH, body, xp=np, dtype=np.float64, threads=threads, align=RING_BATCH)
         return out
 
     def _axis_into(self, centres: np.ndarray, offsets: np.ndarray, axis: int, ws: Workspace, name: str) -> np.ndarray:

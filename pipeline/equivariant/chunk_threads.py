@@ -15,8 +15,10 @@ parallelism. The worker pool and the threadpoolctl controller are made once per 
 a multiple of the thread count (:func:`chunk_starts`); each thread, the calling one included,
 takes a contiguous run of chunks and its own
 :class:`~pipeline.equivariant.ring_transform.Workspace`; chunks write disjoint rows of the
-output, so the result does not depend on the number of threads (each chunk's arithmetic is the
-same as in a serial run).
+output, so the result does not depend on the number of threads as long as each row's
+arithmetic does not depend on the chunk it falls in (true of the tensor products, whose GEMMs
+have the batch as their column dimension; a body that works in sub-batches of rows passes
+``align`` so the sub-batches do not move with the thread count).
 """
 
 from __future__ import annotations
@@ -39,17 +41,24 @@ def blas_threads(controller) -> int:
     return max(counts, default=1)
 
 
-def chunk_starts(n_total: int, step: int, threads: int) -> list[int]:
+def chunk_starts(n_total: int, step: int, threads: int, align: int = 1) -> list[int]:
     """First rows of the chunks: at most ``step`` rows each, equal sizes up to one row, and a
-    multiple of ``threads`` chunks when the batch allows it (so the threads get equal work)."""
+    multiple of ``threads`` chunks when the batch allows it (so the threads get equal work).
+
+    With ``align`` > 1 every chunk but the last has a multiple of ``align`` rows (``step``
+    should be one too), so a body that works in sub-batches of ``align`` rows sees the same
+    sub-batches whatever the thread count.
+    """
     if n_total <= 0:
         return []
     threads = max(1, int(threads))
     n_chunks = math.ceil(math.ceil(n_total / max(1, int(step))) / threads) * threads
-    return list(range(0, n_total, math.ceil(n_total / n_chunks)))
+    size = math.ceil(n_total / n_chunks)
+    return list(range(0, n_total, math.ceil(size / align) * align))
 
 
-def run_chunks(n_total: int, step: int, body: ChunkBody, *, xp: Any, dtype: Any, threads: int | None = None) -> None:
+def run_chunks(n_total: int, step: int, body: ChunkBody, *, xp: Any, dtype: Any, threads: int | None = None,
+               align: int = 1) -> None:
     """Call ``body(rows, workspace)`` for consecutive row slices of a batch of ``n_total``.
 
     Parameters
@@ -68,6 +77,8 @@ def run_chunks(n_total: int, step: int, body: ChunkBody, *, xp: Any, dtype: Any,
     threads : int, optional
         Worker threads (default: the BLAS thread limit in effect, see the module docstring).
         Without threadpoolctl (a minimal environment) the chunks run serially.
+    align : int
+        Chunk sizes are multiples of it (:func:`chunk_starts`).
     """
     if threads is not None and int(threads) < 1:
         raise ValueError(f"threads must be >= 1, got {threads!r}")
@@ -82,7 +93,7 @@ def run_chunks(n_total: int, step: int, body: ChunkBody, *, xp: Any, dtype: Any,
         return
     controller = _controller(ThreadpoolController)
     n_threads = blas_threads(controller) if threads is None else int(threads)
-    starts = chunk_starts(n_total, step, n_threads)
+    starts = chunk_starts(n_total, step, n_threads, align)
     stops = starts[1:] + [n_total]
     n_workers = min(n_threads, len(starts))
     if n_workers <= 1:
