@@ -14,7 +14,7 @@ import json
 import os
 import platform
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable
@@ -158,7 +158,7 @@ def write_netcdf(dataset: xr.Dataset, path: str | os.PathLike, *, compress: bool
     return path
 
 
-def read_netcdf(path: str | os.PathLike, variables=None) -> xr.Dataset:
+def read_netcdf(path: str | os.PathLike, variables: Sequence[str] | None = None) -> xr.Dataset:
     """Open a netCDF file written by :func:`write_netcdf` fully into memory.
 
     ``variables``, when given, limits what is read to those of the named variables that the

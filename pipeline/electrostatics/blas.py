@@ -5,9 +5,9 @@ On a busy machine a threaded OpenBLAS GEMM or eigensolver waits for its slowest 
 compression were measured to take 0.2–2 s instead of 10–40 ms when other processes (or the
 Numba threads of this package) held the cores. These steps are run with one BLAS thread;
 the large GEMMs of evaluating the Tucker form at many points, and the gathers and
-compressions of tensors of :data:`THREADED_ENTRIES` entries or more (the Chebyshev step of a
-10⁶-ion periodic cell multiplies a 374³ grid by 254 × 374 matrices: seconds per thread),
-keep all threads.
+compressions of tensors of :data:`THREADED_ENTRIES` entries or more (at 10⁷ atoms the free-space
+gather multiplies a 356³ grid by 392 × 356 matrices and the compression takes the Gram
+matrices of a 392³ tensor: seconds per thread), keep all threads.
 """
 
 from __future__ import annotations
