@@ -50,6 +50,12 @@ def protein_cloud(n: int, rng) -> tuple[np.ndarray, np.ndarray]:
     return rng.uniform(0.0, width, (n, 3)), q - q.mean()
 
 
+def write_record(path: Path, positions: np.ndarray, charges: np.ndarray, structure_id: str, box=()) -> None:
+    """A structure record as the ingest stage writes it (``box``: [a, b, c, α, β, γ] or empty)."""
+    attrs = {"structure_id": structure_id, "source": "bench", "box": list(box)}
+    write_netcdf(structure_to_dataset(Structure(positions=positions, charges=charges, attrs=attrs)), path)
+
+
 def timed(cmd: list[str], cwd: Path) -> float:
     start = time.perf_counter()
     done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
@@ -71,8 +77,7 @@ def main() -> int:
     pos, q = protein_cloud(args.atoms, rng)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        write_netcdf(structure_to_dataset(Structure(positions=pos, charges=q, attrs={"structure_id": "cloud", "source": "bench"})),
-                     work / "s.nc")
+        write_record(work / "s.nc", pos, q, "cloud")
         (work / "peer.py").write_text(PEER)
         ours_cmd = [sys.executable, "-m", "pipeline", "potential", "s.nc", "-o", "p.nc", "--tolerance", str(args.tolerance), "-q"]
         peer_cmd = [sys.executable, "peer.py", str(args.tolerance), "s.nc", "f.nc"]

@@ -28,11 +28,9 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
-from bench_cli import protein_cloud
+from bench_cli import protein_cloud, write_record
 
 from pipeline.electrostatics import direct_potential
-from pipeline.storage import write_netcdf
-from pipeline.structures.record import Structure, structure_to_dataset
 
 #: Rock-salt lattice constant, Å.
 LATTICE_A = 5.64
@@ -82,8 +80,7 @@ def one(system: str, n: int, tolerance: float, check: int, self_check: int, rng)
     positions, charges, box = rocksalt(n) if system == "rocksalt" else (*protein_cloud(n, rng), [])
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        record = Structure(positions=positions, charges=charges, attrs={"structure_id": system, "source": "bench", "box": box})
-        write_netcdf(structure_to_dataset(record), work / "s.nc")
+        write_record(work / "s.nc", positions, charges, system, box)
         seconds, peak_mib = run_stage(work, tolerance, self_check)
         with xr.open_dataset(work / "p.nc") as p:
             phi = p["potential"].values

@@ -41,9 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench_cli import protein_cloud
-from pipeline.storage import read_netcdf, write_netcdf
-from pipeline.structures.record import Structure, structure_to_dataset
+from bench_cli import protein_cloud, write_record
+from pipeline.storage import read_netcdf
 
 
 def timed(cmd: list[str], cwd: Path, env: dict | None = None) -> tuple[float, float]:
@@ -59,7 +58,7 @@ def timed(cmd: list[str], cwd: Path, env: dict | None = None) -> tuple[float, fl
 
 
 def relative_difference(a: np.ndarray, b: np.ndarray) -> float:
-    """max |a − b| / max |b| over the finite entries of b."""
+    """Largest |a − b| over the largest |b|, on the finite entries of b."""
     finite = np.isfinite(b)
     if not np.array_equal(finite, np.isfinite(a)):
         return float("inf")
@@ -99,8 +98,7 @@ def main() -> int:
     pos, q = protein_cloud(args.atoms, rng)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        write_netcdf(structure_to_dataset(Structure(positions=pos, charges=q, attrs={"structure_id": "cloud", "source": "bench"})),
-                     work / "s.nc")
+        write_record(work / "s.nc", pos, q, "cloud")
         potential_cmd = [sys.executable, "-m", "pipeline", "potential", "s.nc", "-o", "p.nc", "--tolerance",
                          str(args.tolerance), "-q"]
         runs: dict[str, tuple[list[str], dict | None]] = {
