@@ -27,8 +27,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special
 
+from pipeline.electrostatics.scalar_special import erfcinv
 from pipeline.backend import namespace_of
 from pipeline.electrostatics.gridding import interpolate_grid, window_points
 from pipeline.electrostatics.long_range import fft_shape, gather_on_axes, long_range_grid, plan_long_range
@@ -87,7 +87,7 @@ def _choose_alpha(potential, n_targets: float, gather_cost) -> float | None:
     density = _density(potential)
     ball = COST_TARGET_PAIR * n_targets * density * (4.0 * math.pi / 3.0)
     alpha = float(potential.split.t_max)
-    root = special.erfcinv(tolerance * CUTOFF_MARGIN)
+    root = erfcinv(tolerance * CUTOFF_MARGIN)
     best, best_cost = None, ball * float(potential.cutoff) ** 3
     for alpha2 in np.geomspace(1.25 * alpha, max(root / MIN_TARGET_CUTOFF, 1.3 * alpha), 16):
         plan = plan_long_range(potential.box_lo, potential.box_hi, alpha2, tolerance, degree=2,
@@ -122,7 +122,7 @@ def _mid_range_grid(potential, alpha2: float):
     """(outer split, its cutoff r₂, plan, mid-range values on the plan's uniform grid)."""
     tolerance = internal_tolerance(potential.params)
     outer = potential.split.with_alpha(alpha2) if isinstance(potential.split, ScreenedEwaldSplit) else EwaldSplit(alpha=alpha2)
-    cutoff2 = float(special.erfcinv(tolerance * CUTOFF_MARGIN) / alpha2)
+    cutoff2 = float(erfcinv(tolerance * CUTOFF_MARGIN) / alpha2)
     plan = plan_long_range(potential.box_lo, potential.box_hi, alpha2, tolerance, degree=2,
                                grid_tolerance=potential.params.get("grid_tolerance"))
     grid = long_range_grid(potential.positions, potential.sources, plan, RangeDifference(outer, potential.split))

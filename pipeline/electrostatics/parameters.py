@@ -21,8 +21,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import special
 
+from pipeline.electrostatics.scalar_special import erfcinv
 from pipeline.electrostatics.long_range import fft_shape, plan_long_range
 from pipeline.electrostatics.settings import DEFAULT_PADDING
 
@@ -81,7 +81,7 @@ def default_box(positions, padding: float = DEFAULT_PADDING):
 
 def ewald_cutoff(alpha: float, tolerance: float) -> float:
     """r_c (Å) with erfc(α r_c) = ``tolerance`` · :data:`CUTOFF_MARGIN`."""
-    return float(special.erfcinv(tolerance * CUTOFF_MARGIN) / alpha)
+    return float(erfcinv(tolerance * CUTOFF_MARGIN) / alpha)
 
 
 def choose_cutoff(split, tolerance: float, length_scale: float) -> float:
@@ -149,7 +149,7 @@ def choose_alpha(box_lo, box_hi, tolerance: float, *, n_atoms: int | None = None
     hi = np.asarray(box_hi, dtype=float)
     if n_atoms is None:
         n_atoms = int(DEFAULT_DENSITY * float(np.prod(hi - lo)))
-    root = special.erfcinv(tolerance * CUTOFF_MARGIN)
+    root = erfcinv(tolerance * CUTOFF_MARGIN)
     candidates = np.geomspace(root / MAX_CUTOFF, root / MIN_CUTOFF, 24)
     best, best_cost = candidates[0], math.inf
     for alpha in candidates:
@@ -172,7 +172,7 @@ def choose_alpha_periodic(cell, tolerance: float, *, n_atoms: int, fft_memory_by
     cell = np.asarray(cell, dtype=float)
     volume = float(abs(np.linalg.det(cell)))
     density = max(int(n_atoms), 1) / volume
-    root = special.erfcinv(tolerance * CUTOFF_MARGIN)
+    root = erfcinv(tolerance * CUTOFF_MARGIN)
     best, best_cost = root / MAX_CUTOFF, math.inf
     for alpha in np.geomspace(root / MAX_CUTOFF, root / MIN_CUTOFF, 24):
         plan = plan_periodic(cell, alpha, tolerance)

@@ -16,8 +16,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import special
 
+from pipeline.electrostatics.scalar_special import erfcinv
 from pipeline.backend import namespace_of, to_host
 from pipeline.electrostatics.direct import direct_potential
 from pipeline.electrostatics.periodic import background_potential, periodic_sources, wrap
@@ -92,7 +92,7 @@ def ewald_reference(targets, positions, charges, cell, split, *, tolerance: floa
     if alpha is None:
         alpha = _reference_alpha(cell, int(targets.shape[0]), int(positions.shape[0]), log_tol)
     ref_split = split.with_alpha(alpha)
-    r_ref = float(special.erfcinv(tolerance * REFERENCE_MARGIN * 0.1) / alpha)
+    r_ref = float(erfcinv(tolerance * REFERENCE_MARGIN * 0.1) / alpha)
     sources, source_q = periodic_sources(positions, charges, cell, r_ref)
     real, same = short_range_sum(wrap(targets, cell), sources, source_q, ref_split, r_ref, coincident=True)
     recip = _reciprocal_sum(to_host(targets), to_host(positions), to_host(charges), cell, ref_split,

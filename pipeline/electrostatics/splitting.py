@@ -30,8 +30,8 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import special
 
+from pipeline.electrostatics.scalar_special import erfcinv
 from pipeline.electrostatics.settings import check_tolerance  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
@@ -44,9 +44,7 @@ def _safe_r(r, xp):
 
 
 def _special(xp):
-    """Special functions of the backend ``xp`` (SciPy's ufuncs do not take CuPy arrays)."""
-    if xp is np:
-        return special
+    """Special functions of the backend ``xp``: ``scipy.special``, or ``cupyx.scipy.special`` (imported on first use)."""
     from pipeline.backend import special_functions
 
     return special_functions(xp)
@@ -111,7 +109,7 @@ class EwaldSplit:
 
     def cutoff_for(self, tolerance: float, length_scale: float | None = None) -> float:
         """Smallest r_c with erfc(α r_c) ≤ tolerance (r_c ≈ √ln(1/ε)/α), Å."""
-        return float(special.erfcinv(tolerance) / self.alpha)
+        return float(erfcinv(tolerance) / self.alpha)
 
     def fourier_long(self, k2):
         """φ̂_L(k) = 4π e^{−k²/(4α²)}/k² for k² > 0 (1/Å² in, Å² out); 0 at k = 0 (tin-foil, neutral)."""
@@ -188,7 +186,7 @@ class ScreenedEwaldSplit:
 
     def long_at_zero(self) -> float:
         b = self._beta()
-        return float(2.0 * self.alpha / math.sqrt(math.pi) * math.exp(-b * b) - self.kappa * special.erfc(b))
+        return float(2.0 * self.alpha / math.sqrt(math.pi) * math.exp(-b * b) - self.kappa * math.erfc(b))
 
     def deconvolved_long(self, r, s: float):
         """ψ with φ_L = W_s * W_s * ψ: e^{−κ²s²} times the screened long range at α', 1/α'² = 1/α² − 4s²."""
@@ -201,7 +199,7 @@ class ScreenedEwaldSplit:
         """Smallest r_c with r·φ_S(r) ≤ tolerance beyond it, Å (≤ the unscreened erfc cutoff)."""
         from scipy.optimize import brentq
 
-        upper = float(special.erfcinv(tolerance) / self.alpha)
+        upper = float(erfcinv(tolerance) / self.alpha)
         g = lambda r: 0.5 * float(self._pair_sum(np.float64(r), np) - 2.0 * tolerance)  # noqa: E731
         if g(upper) > 0:
             return upper
@@ -220,19 +218,11 @@ class ScreenedEwaldSplit:
 
 
 def _erfcx_of(xp):
-    if xp is np:
-        return special.erfcx
-    from pipeline.backend import special_functions
-
-    return special_functions(xp).erfcx
+    return _special(xp).erfcx
 
 
 def _erfc_of(xp):
-    if xp is np:
-        return special.erfc
-    from pipeline.backend import special_functions
-
-    return special_functions(xp).erfc
+    return _special(xp).erfc
 
 
 @dataclass(frozen=True)
@@ -257,7 +247,7 @@ class GaussianSumSplit:
     @classmethod
     def for_alpha(cls, alpha: float, length_scale: float, tolerance: float) -> "GaussianSumSplit":
         """Terms with t_k ≤ α, step chosen so the full sum matches 1/r to tolerance/10 on [r_c, ℓ]."""
-        r_c_guess = special.erfcinv(tolerance) / alpha
+        r_c_guess = erfcinv(tolerance) / alpha
         rel = np.geomspace(max(r_c_guess / length_scale, 1e-3), 1.0, 400)
         step = 0.5
         for step in np.arange(0.5, 0.05, -0.01):
