@@ -67,3 +67,33 @@ def test_top_level_help_lists_every_stage(capsys):
     out = capsys.readouterr().out
     for module in STAGE_MODULES:
         assert stage_name(module) in out
+
+
+RUN_PROBE = """
+import json, sys
+from pipeline.cli import main
+code = main(["potential", sys.argv[1], "-o", sys.argv[2], "--tolerance", "1e-4", "--self-check", "20", "-q"])
+print(json.dumps([code, sorted(sys.modules)]))
+"""
+
+
+def test_potential_run_reads_and_writes_without_xarray(tmp_path):
+    """The potential stage reads the record and writes its file through netCDF4 alone (xarray + pandas: ~0.25 s)."""
+    import numpy as np
+
+    from pipeline.storage import read_netcdf, write_netcdf
+    from pipeline.structures.record import Structure, structure_to_dataset
+
+    rng = np.random.default_rng(0)
+    q = rng.normal(0.0, 0.5, 60)
+    record = tmp_path / "s.nc"
+    write_netcdf(structure_to_dataset(Structure(positions=rng.uniform(0.0, 12.0, (60, 3)), charges=q - q.mean(),
+                                                attrs={"structure_id": "probe", "box": []})), record)
+    done = subprocess.run([sys.executable, "-c", RUN_PROBE, str(record), str(tmp_path / "p.nc")], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    code, loaded = json.loads(done.stdout.strip().splitlines()[-1])
+    assert code == 0
+    assert not sorted(m for m in loaded if m.split(".")[0] in ("xarray", "pandas"))
+    written = read_netcdf(tmp_path / "p.nc")
+    assert written.attrs["structure_id"] == "probe" and written["potential"].shape == (60,)

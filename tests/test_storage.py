@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from pipeline.storage import config_hash, read_netcdf, write_netcdf
+from pipeline.storage import config_hash, read_netcdf, read_variables, write_netcdf, write_variables
 
 
 def _dataset():
@@ -101,11 +101,76 @@ def test_crash_part_way_leaves_no_file_when_there_was_none(tmp_path, monkeypatch
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("write", ["netcdf", "bytes"])
+def _write(kind, target):
+    """One of the atomic writers onto ``target``: an xarray Dataset, plain variables or bytes."""
+    from pipeline.storage import atomic_write_bytes
+
+    if kind == "netcdf":
+        write_netcdf(_dataset(), target)
+    elif kind == "variables":
+        write_variables(_variables(), {"flag": True}, target)
+    else:
+        atomic_write_bytes(target, b"the new result")
+
+
+def _variables():
+    return {
+        "core": (("r1", "r2"), np.arange(6.0).reshape(2, 3), {"units": "e/A"}),
+        "charge": (("atom",), np.array([0.5, np.nan, -0.5]), {"units": "e"}),
+        "count": (("atom",), np.array([1, 2, 3], dtype=np.int64), {}),
+        "energy": ((), np.float64(-1.25), {"units": "e^2/A"}),
+        "xyz": (("xyz",), np.array(["x", "y", "z"], dtype=object), {"long_name": "Cartesian axis"}),
+    }
+
+
+def test_plain_variables_read_back_as_the_dataset_xarray_would_write(tmp_path):
+    variables = _variables()
+    attrs = {"flag": True, "nothing": None, "ranks": [3, 4, 5], "names": ["x", "y"], "cell": [], "tolerance": 1e-6}
+    path = write_variables(variables, attrs, tmp_path / "sub" / "plain.nc", compress=True)
+    expected = xr.Dataset(variables, attrs=attrs)
+    write_netcdf(expected, tmp_path / "by_xarray.nc")
+    back, reference = read_netcdf(path), read_netcdf(tmp_path / "by_xarray.nc")
+    assert back.identical(reference)  # values, NaN, dims, coordinate, dtypes and every attribute
+    assert back["charge"].encoding["_FillValue"] is not None and np.isnan(back["charge"].encoding["_FillValue"])
+    values, file_attrs = read_variables(path, ("core", "charge", "absent"))
+    assert sorted(values) == ["charge", "core"]
+    np.testing.assert_array_equal(values["core"], np.arange(6.0).reshape(2, 3))
+    np.testing.assert_array_equal(values["charge"], [0.5, np.nan, -0.5])  # fill value not masked
+    assert file_attrs["flag"] == 1 and json.loads(file_attrs["cell"]) == [] and list(file_attrs["ranks"]) == [3, 4, 5]
+
+
+def test_plain_variables_of_inconsistent_sizes_are_refused_naming_both(tmp_path):
+    bad = {"a": (("atom",), np.zeros(3), {}), "b": (("atom",), np.zeros(4), {})}
+    with pytest.raises(ValueError, match="'atom' is 3 long in 'a' but 4 in 'b'"):
+        write_variables(bad, {}, tmp_path / "out.nc")
+    with pytest.raises(ValueError, match="'c' has 2 axes"):
+        write_variables({"c": (("atom",), np.zeros((2, 2)), {})}, {}, tmp_path / "out.nc")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_plain_read_errors_name_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.nc"):
+        read_variables(tmp_path / "missing.nc", ("a",))
+    junk = tmp_path / "junk.nc"
+    junk.write_text("not netcdf")
+    with pytest.raises(ValueError, match="junk.nc: not a readable netCDF file"):
+        read_variables(junk, ("a",))
+
+
+def test_failed_plain_write_leaves_the_existing_file(tmp_path):
+    target = write_variables(_variables(), {}, tmp_path / "out.nc")
+    before = target.read_bytes()
+    unstorable = _variables()
+    unstorable["count"] = (("atom",), np.array([1, 2, 3]), {"bad": object()})
+    with pytest.raises(Exception):
+        write_variables(unstorable, {}, target)
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.nc"]
+
+
+@pytest.mark.parametrize("write", ["netcdf", "variables", "bytes"])
 def test_failed_rename_leaves_the_existing_file_and_no_temporary(tmp_path, monkeypatch, write):
     import os
-
-    from pipeline.storage import atomic_write_bytes
 
     target = tmp_path / "out.nc"
     target.write_bytes(b"the previous result")
@@ -115,27 +180,19 @@ def test_failed_rename_leaves_the_existing_file_and_no_temporary(tmp_path, monke
 
     monkeypatch.setattr(os, "replace", refuse)
     with pytest.raises(PermissionError) as info:
-        if write == "netcdf":
-            write_netcdf(_dataset(), target)
-        else:
-            atomic_write_bytes(target, b"the new result")
+        _write(write, target)
     assert str(target) in str(info.value) and ".tmp" not in str(info.value)
     assert target.read_bytes() == b"the previous result"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.nc"]
 
 
-@pytest.mark.parametrize("write", ["netcdf", "bytes"])
+@pytest.mark.parametrize("write", ["netcdf", "variables", "bytes"])
 def test_writing_onto_a_directory_names_the_path_given(tmp_path, write):
-    from pipeline.storage import atomic_write_bytes
-
     folder = tmp_path / "results.nc"
     folder.mkdir()
     (folder / "inside.txt").write_text("kept")
     with pytest.raises(IsADirectoryError) as info:
-        if write == "netcdf":
-            write_netcdf(_dataset(), folder)
-        else:
-            atomic_write_bytes(folder, b"data")
+        _write(write, folder)
     message = str(info.value)
     assert message.startswith(f"{folder}:") and "directory" in message
     assert ".tmp" not in message  # not the hidden temporary name

@@ -1,4 +1,4 @@
-"""A potential as an xarray Dataset (the P.nc file of ``python -m pipeline potential``) and back.
+"""A potential as the variables of its file (the P.nc of ``python -m pipeline potential``), as an xarray Dataset, and back.
 
 Variables: ``core (rank_x, rank_y, rank_z)``, ``factor_x (cheb_x, rank_x)`` (and y, z), the atoms
 (``positions (atom, xyz)``, ``charge (atom)``) needed for the short range, the per-atom
@@ -20,14 +20,18 @@ from __future__ import annotations
 import json
 import os
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import xarray as xr
 
 from pipeline.backend import backend_name, to_host
 from pipeline.electrostatics.potential import ChebyshevTuckerPotential
 from pipeline.electrostatics.splitting import split_from_params
-from pipeline.storage import provenance_attrs, read_netcdf
+from pipeline.storage import Variable, provenance_attrs, read_netcdf
 from pipeline.units import COULOMB_KCAL_PER_MOL_A_PER_E2
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 AXES = ("x", "y", "z")
 #: Structure attributes carried over into the potential file.
@@ -36,7 +40,33 @@ CARRIED_ATTRS = ("structure_id", "source", "format", "charge_source")
 
 def potential_to_dataset(potential: ChebyshevTuckerPotential, *, total, short, long, timings: dict,
                          selfcheck: dict, structure_attrs: dict | None = None) -> xr.Dataset:
-    """Dataset holding the representation, per-atom values, energy, parameters and timings."""
+    """Dataset holding the representation, per-atom values, energy, parameters and timings.
+
+    The variables and attributes of :func:`potential_file_variables` (same arguments).
+    """
+    import xarray as xr
+
+    variables, attrs = potential_file_variables(potential, total=total, short=short, long=long, timings=timings,
+                                                selfcheck=selfcheck, structure_attrs=structure_attrs)
+    return xr.Dataset(variables, attrs=attrs)
+
+
+def potential_file_variables(potential: ChebyshevTuckerPotential, *, total, short, long, timings: dict, selfcheck: dict,
+                             structure_attrs: dict | None = None) -> tuple[dict[str, Variable], dict]:
+    """The potential file's variables (name → (dims, NumPy values, attrs)) and global attributes.
+
+    Parameters
+    ----------
+    potential : ChebyshevTuckerPotential
+    total, short, long : (n_atoms,) e/Å
+        Per-atom potential and its short- and long-range parts (self excluded), any backend.
+    timings : dict
+        Seconds per step, stored as ``time_<step>_s``.
+    selfcheck : dict
+        Self-check attributes (:func:`~pipeline.electrostatics.selfcheck.self_check`).
+    structure_attrs : dict, optional
+        The structure record's attributes; :data:`CARRIED_ATTRS` are carried over.
+    """
     total, short, long = (to_host(a) for a in (total, short, long))
     charges = to_host(potential.charges)
     kappa = float(getattr(potential.split, "kappa", 0.0))
@@ -57,7 +87,7 @@ def potential_to_dataset(potential: ChebyshevTuckerPotential, *, total, short, l
     for axis, factor in zip(AXES, potential.factors):
         data[f"factor_{axis}"] = ((f"cheb_{axis}", f"rank_{axis}"), to_host(factor),
                                   {"units": "1", "long_name": f"Tucker factor along {axis}: Chebyshev coefficients (low to high) per column"})
-    ds = xr.Dataset(data, coords={"xyz": ("xyz", np.array(AXES, dtype=object), {"units": "1", "long_name": "Cartesian axis"})})
+    data["xyz"] = (("xyz",), np.array(AXES, dtype=object), {"units": "1", "long_name": "Cartesian axis"})
     attrs = {key: (structure_attrs or {})[key] for key in CARRIED_ATTRS if key in (structure_attrs or {})}
     params = dict(potential.params)
     attrs.update(
@@ -79,8 +109,7 @@ def potential_to_dataset(potential: ChebyshevTuckerPotential, *, total, short, l
     )
     attrs.update(selfcheck)
     attrs.update({f"time_{key}_s": float(value) for key, value in timings.items()})
-    ds.attrs = provenance_attrs(**attrs)
-    return ds
+    return data, provenance_attrs(**attrs)
 
 
 def potential_from_dataset(ds: xr.Dataset, *, xp=np, source: str = "dataset") -> ChebyshevTuckerPotential:

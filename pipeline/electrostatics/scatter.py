@@ -19,12 +19,15 @@ import hashlib
 import json
 import logging
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
-import xarray as xr
 
 from pipeline.backend import namespace_of, to_host
 from pipeline.storage import provenance_attrs, read_netcdf
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +60,8 @@ def params_json(params: dict) -> str:
 def chunk_to_dataset(coeffs, atom_long, params: dict, *, chunk: int, chunks: int, atom_range: tuple[int, int], n_atoms: int,
                      fingerprint: str, seconds: float, structure_attrs: dict | None = None) -> xr.Dataset:
     """Dataset of one chunk's coefficient tensor with everything the gather job checks."""
+    import xarray as xr
+
     ds = xr.Dataset(
         {
             "coefficients": (("cheb_x", "cheb_y", "cheb_z"), to_host(coeffs),

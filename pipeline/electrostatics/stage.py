@@ -25,9 +25,9 @@ from pipeline.electrostatics.scatter import (
 )
 from pipeline.electrostatics.selfcheck import self_check
 from pipeline.electrostatics.settings import MAX_REPAIRS, PotentialSettings
-from pipeline.electrostatics.potential_file import potential_to_dataset
+from pipeline.electrostatics.potential_file import potential_file_variables
 from pipeline.resources import parse_memory_size
-from pipeline.storage import write_netcdf
+from pipeline.storage import write_netcdf, write_variables
 from pipeline.structures.record import Structure, load_structure
 
 log = logging.getLogger(__name__)
@@ -93,14 +93,14 @@ def write_potential(potential, atom_values, check: dict, structure: Structure, s
     """The potential file: representation, per-atom values, self-check, settings and timings."""
     total, short, long = atom_values
     potential.temperature = float(settings.temperature)
-    dataset = potential_to_dataset(potential, total=total, short=short, long=long, timings=timings, selfcheck=check,
-                                   structure_attrs=structure.attrs)
-    dataset.attrs.update(medium_attrs(settings))
-    dataset.attrs["input_file"] = str(input_file)
-    dataset.attrs["self_check_seed"] = int(settings.seed)
+    variables, attrs = potential_file_variables(potential, total=total, short=short, long=long, timings=timings,
+                                                selfcheck=check, structure_attrs=structure.attrs)
+    attrs.update(medium_attrs(settings))
+    attrs["input_file"] = str(input_file)
+    attrs["self_check_seed"] = int(settings.seed)
     # uncompressed: per-atom float64 values shrink by only ~15 % under zlib, which took 8x the time
     # of the plain write (seconds at 10⁷ atoms)
-    write_netcdf(dataset, output, compress=False)
+    write_variables(variables, attrs, output, compress=False)
     energy = 0.5 * float(np.dot(to_host(potential.charges), to_host(total)))
     log.info("wrote %s: energy %.6g e^2/A, ranks %s, %d bytes", output, energy, potential.ranks, potential.storage_bytes)
 

@@ -28,12 +28,14 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import xarray as xr
 
-from pipeline.storage import provenance_attrs, read_netcdf
+from pipeline.storage import provenance_attrs, read_netcdf, read_variables
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 
 @dataclass
@@ -77,6 +79,8 @@ def _labels(values: np.ndarray | None, n_atoms: int) -> np.ndarray:
 
 def structure_to_dataset(structure: Structure) -> xr.Dataset:
     """Build the normalised record (see the module docstring) from a :class:`Structure`."""
+    import xarray as xr
+
     n_atoms = structure.n_atoms
     positions = np.ascontiguousarray(structure.positions, dtype=np.float64)
     charges = np.asarray(structure.charges, dtype=np.float64)
@@ -134,12 +138,15 @@ def load_structure(path: str | os.PathLike, *, annotations: bool = True) -> Stru
     ValueError
         When the file lacks the ``positions`` or ``charge`` variables.
     """
-    dataset = read_netcdf(path) if annotations else read_netcdf(path, ("positions", "charge"))
-    missing = [name for name in ("positions", "charge") if name not in dataset]
+    if annotations:
+        dataset = read_netcdf(path)
+        values, attrs = {name: dataset[name].values for name in dataset.variables}, dict(dataset.attrs)
+    else:  # netCDF4 alone: the potential stages start without importing xarray
+        values, attrs = read_variables(path, ("positions", "charge"))
+    missing = [name for name in ("positions", "charge") if name not in values]
     if missing:
         raise ValueError(f"{path}: not a structure record, missing variable(s) {', '.join(missing)}")
-    get = lambda name: dataset[name].values if annotations and name in dataset else None  # noqa: E731
-    attrs = dict(dataset.attrs)
+    get = values.get
     if isinstance(attrs.get("dropped"), str):
         attrs["dropped"] = json.loads(attrs["dropped"])
     if "box" in attrs:
@@ -147,8 +154,8 @@ def load_structure(path: str | os.PathLike, *, annotations: bool = True) -> Stru
         box = json.loads(attrs["box"]) if isinstance(attrs["box"], str) else np.atleast_1d(attrs["box"]).tolist()
         attrs["box"] = [float(v) for v in box]
     return Structure(
-        positions=np.asarray(dataset["positions"].values, dtype=np.float64),
-        charges=np.asarray(dataset["charge"].values, dtype=np.float64),
+        positions=np.asarray(values["positions"], dtype=np.float64),
+        charges=np.asarray(values["charge"], dtype=np.float64),
         radii=get("radius"),
         elements=get("element"),
         atom_names=get("atom_name"),
