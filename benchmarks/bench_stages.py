@@ -57,6 +57,11 @@ def timed(cmd: list[str], cwd: Path, env: dict | None = None) -> tuple[float, fl
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
+def product_variables(descriptors) -> list[str]:
+    """Names of the per-method product variables of a descriptors file."""
+    return [name for name in descriptors.data_vars if name.startswith("product_")]
+
+
 def relative_difference(a: np.ndarray, b: np.ndarray) -> float:
     """Largest |a − b| over the largest |b|, on the finite entries of b."""
     finite = np.isfinite(b)
@@ -142,7 +147,7 @@ def main() -> int:
             result["ratio_baseline"] = medians["descriptors_baseline"] / medians["potential"]
             result["difference_from_baseline"] = {
                 name: relative_difference(desc[name].values.astype(np.float64), base[name].values)
-                for name in ("density", "potential_expansion", "product")}
+                for name in ("density", "potential_expansion", *product_variables(desc)) if name in base}
             result["n_neighbours_equal"] = bool(np.array_equal(desc["n_neighbours"].values, base["n_neighbours"].values))
     Path(args.output).write_text(json.dumps(result, indent=2))
     print(f"N={args.atoms} eps={args.tolerance:g}, {os.cpu_count()} cores, median of {args.repeats}:")

@@ -179,13 +179,14 @@ def write_netcdf(dataset: xr.Dataset, path: str | os.PathLike, *, compress: bool
 
 
 def write_variables(variables: Mapping[str, Variable], attrs: Mapping[str, Any], path: str | os.PathLike, *,
-                    compress: bool = False) -> Path:
+                    coordinates: Sequence[str] = (), compress: bool = False) -> Path:
     """Write plain arrays as a netCDF file, atomically, without xarray (as :func:`write_netcdf`).
 
-    Floating-point variables get a NaN ``_FillValue`` and text variables are variable-length
-    strings, as xarray writes them, so :func:`read_netcdf` reads the file back as the Dataset
-    of the same variables. A variable named like its only dimension is that dimension's
-    coordinate.
+    Floating-point variables get a NaN ``_FillValue``, text variables are variable-length
+    strings and the ``coordinates`` are listed in the CF ``coordinates`` attribute of every
+    other variable whose dimensions include theirs (the rest in a global one), as xarray writes
+    them, so :func:`read_netcdf` reads the file back as the Dataset xarray would have written.
+    A variable named like its only dimension is that dimension's coordinate.
 
     Parameters
     ----------
@@ -194,6 +195,8 @@ def write_variables(variables: Mapping[str, Variable], attrs: Mapping[str, Any],
     attrs : mapping
         Global attributes (sanitised as in :func:`sanitize_attrs`).
     path : path-like
+    coordinates : sequence of str
+        Names of the variables that are non-index coordinates (labels such as ``sh_l``).
     compress : bool
         zlib level 4 for every numeric variable of at least one dimension.
 
@@ -216,10 +219,18 @@ def write_variables(variables: Mapping[str, Variable], attrs: Mapping[str, Any],
             known, first = sizes.setdefault(dim, (size, name))
             if known != size:
                 raise ValueError(f"{path}: dimension {dim!r} is {known} long in {first!r} but {size} in {name!r}")
+    labels = {name: variables[name][0] for name in coordinates}
+    attached: set[str] = set()
     with _atomic_target(path) as tmp_name, netCDF4.Dataset(tmp_name, "w", format="NETCDF4") as out:
         for dim, (size, _) in sizes.items():
             out.createDimension(dim, size)
         for name, (dims, values, var_attrs) in variables.items():
+            var_attrs = dict(var_attrs)
+            if name not in labels and name not in dims:
+                own = [label for label, label_dims in labels.items() if set(label_dims) <= set(dims)]
+                attached.update(own)
+                if own:
+                    var_attrs["coordinates"] = " ".join(own)
             values = np.asarray(values)
             if values.dtype.kind in "OUS":
                 variable = out.createVariable(name, str, dims)
@@ -228,8 +239,9 @@ def write_variables(variables: Mapping[str, Variable], attrs: Mapping[str, Any],
                 variable = out.createVariable(name, values.dtype, dims, fill_value=np.nan if values.dtype.kind == "f" else None,
                                               zlib=compress and values.ndim > 0, complevel=4)
                 variable[...] = values
-            variable.setncatts(sanitize_attrs(dict(var_attrs)))
-        out.setncatts(sanitize_attrs(dict(attrs)))
+            variable.setncatts(sanitize_attrs(var_attrs))
+        unattached = [label for label in labels if label not in attached]
+        out.setncatts(sanitize_attrs({**attrs, **({"coordinates": " ".join(unattached)} if unattached else {})}))
     return path
 
 

@@ -43,21 +43,25 @@ def test_cli_end_to_end(inputs):
     n_atoms = int(read_netcdf(inputs["structure"]).sizes["atom"])
     assert ds.sizes["atom"] == n_atoms and ds.sizes["n"] == 3 and ds.sizes["sh"] == 9
     assert list(ds["method"].values) == ["cg", "gaunt_fourier", "gaunt_grid", "gaunt_grid+vector_gaunt"]
-    assert ds["product"].dims == ("atom", "method", "n", "feature")
+    keys = {"cg": "cg", "gaunt_fourier": "gaunt_fourier", "gaunt_grid": "gaunt_grid",
+            "gaunt_grid+vector_gaunt": "gaunt_grid_vector_gaunt"}
+    for method, key in keys.items():
+        assert ds[f"product_{key}"].dims == ("atom", "n", f"{key}_feature")
+        assert ds[f"product_{key}"].attrs["method"] == method and ds[f"product_{key}"].attrs["units"] == "e^2/angstrom"
+        assert ds[f"product_{key}"].dtype == np.float32 and np.isfinite(ds[f"product_{key}"].values).all()  # no padding
     assert ds["density"].attrs["units"] == "e"
     assert ds["potential_expansion"].attrs["units"] == "e/angstrom"
-    assert ds["product"].attrs["units"] == "e^2/angstrom"
     for name, variable in ds.variables.items():
         assert "units" in variable.attrs and "long_name" in variable.attrs, f"{name} lacks units/long_name"
     # irreps labels: CG reaches 1e (odd path 1x1->1), plain Gaunt does not, Gaunt + vector Gaunt does.
-    irrep = {str(m): [str(x) for x in ds["feature_irrep"].sel({"method": m}).values if x] for m in ds["method"].values}
+    irrep = {method: [str(x) for x in ds[f"{key}_irrep"].values] for method, key in keys.items()}
+    assert {"sh_l", "sh_irrep", "cg_irrep", "cg_paths", "radial_centre"} <= set(ds.coords)
     assert list(ds["sh_irrep"].values) == ["0e", "1o", "1o", "1o", "2e", "2e", "2e", "2e", "2e"]
     assert irrep["gaunt_grid"] == ["0e"] + ["1o"] * 3 + ["2e"] * 5
     assert "1e" in irrep["cg"] and "1e" in irrep["gaunt_grid+vector_gaunt"] and "1e" not in irrep["gaunt_fourier"]
     assert irrep["cg"].count("0e") == 3  # paths (0,0,0), (1,1,0), (2,2,0)
-    # padding beyond a method's output is NaN, the rest finite
-    gaunt = ds["product"].sel({"method": "gaunt_grid"}).values
-    assert np.isfinite(gaunt[..., :9]).all() and np.isnan(gaunt[..., 9:]).all()
+    assert ds.sizes["gaunt_grid_feature"] == 9 and ds.sizes["cg_feature"] == 51
+    assert ds["cg_paths"].values.tolist()[:2] == ["0x0", "0x1"]
     # built-in validation (band limit 20: quadrature exact to round-off for this potential)
     assert ds["equivariance_error"].dims == ("method",)
     assert float(ds["equivariance_error"].max()) < 1e-10

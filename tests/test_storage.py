@@ -120,17 +120,25 @@ def _variables():
         "count": (("atom",), np.array([1, 2, 3], dtype=np.int64), {}),
         "energy": ((), np.float64(-1.25), {"units": "e^2/A"}),
         "xyz": (("xyz",), np.array(["x", "y", "z"], dtype=object), {"long_name": "Cartesian axis"}),
+        "axis_label": (("xyz",), np.array(["east", "north", "up"], dtype=object), {"units": "1"}),
+        "rank_label": (("r2",), np.array([10, 20, 30]), {"units": "1"}),
+        "run_label": ((), np.array("first", dtype=object), {}),
     }
+
+
+LABELS = ("axis_label", "rank_label", "run_label")
 
 
 def test_plain_variables_read_back_as_the_dataset_xarray_would_write(tmp_path):
     variables = _variables()
     attrs = {"flag": True, "nothing": None, "ranks": [3, 4, 5], "names": ["x", "y"], "cell": [], "tolerance": 1e-6}
-    path = write_variables(variables, attrs, tmp_path / "sub" / "plain.nc", compress=True)
-    expected = xr.Dataset(variables, attrs=attrs)
+    path = write_variables(variables, attrs, tmp_path / "sub" / "plain.nc", coordinates=LABELS, compress=True)
+    data = {name: v for name, v in variables.items() if name not in LABELS}
+    expected = xr.Dataset(data, coords={name: variables[name] for name in LABELS}, attrs=attrs)
     write_netcdf(expected, tmp_path / "by_xarray.nc")
     back, reference = read_netcdf(path), read_netcdf(tmp_path / "by_xarray.nc")
-    assert back.identical(reference)  # values, NaN, dims, coordinate, dtypes and every attribute
+    assert back.identical(reference)  # values, NaN, dims, coordinates, dtypes and every attribute
+    assert sorted(back.coords) == ["axis_label", "rank_label", "run_label", "xyz"]
     assert back["charge"].encoding["_FillValue"] is not None and np.isnan(back["charge"].encoding["_FillValue"])
     values, file_attrs = read_variables(path, ("core", "charge", "absent"))
     assert sorted(values) == ["charge", "core"]

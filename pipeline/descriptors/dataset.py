@@ -1,15 +1,16 @@
-"""The descriptors file ``results/descriptors/{id}.nc`` as an xarray Dataset.
+"""The descriptors file ``results/descriptors/{id}.nc``: its variables, and as an xarray Dataset.
 
 Dimensions: ``atom``; ``n`` (radial index); ``sh`` (flat SH index l² + l + m of the inputs);
-``method`` (product methods); ``feature`` (output component of a product, padded to the
-longest method); ``validation_atom``.
+``method`` (product methods); ``{key}_feature`` (output components of the product of one
+method, ``key`` = :func:`method_key`: ``cg``, ``gaunt_fourier``, ``gaunt_grid``,
+``gaunt_grid_vector_gaunt``); ``validation_atom``.
 
 ===============================  ===========================  ============  ===============================
 variable                         dims                         units         meaning
 ===============================  ===========================  ============  ===============================
 density                          (atom, n, sh)                e             A_i,nlm = Σ_j q_j R_n Y_lm
 potential_expansion              (atom, sh)                   e/angstrom    Φ_i,lm on the sphere of radius ρ
-product                          (atom, method, n, feature)   e^2/angstrom  tensor products, NaN padding (float32)
+product_{key}                    (atom, n, {key}_feature)     e^2/angstrom  tensor product of one method (float32)
 n_neighbours                     (atom,)                      1             neighbours within the cutoff
 equivariance_error               (method,)                    1             relative max error, Q = −R
 equivariance_error_density       ()                           1             same for the density
@@ -22,16 +23,17 @@ time_total_s / time_product_s    () / (method,)               s             wall
 ===============================  ===========================  ============  ===============================
 
 Coordinates label every component: ``sh_l``, ``sh_m``, ``sh_irrep`` ("0e", "1o", …) and, per
-(method, feature), ``feature_l``, ``feature_m``, ``feature_parity`` (±1; 0 on padding),
-``feature_irrep`` ("" on padding) and ``feature_paths`` (the (l1, l2) input pairs feeding the
-block, "l1xl2" joined by "+"). Invariant features are those with ``feature_irrep == "0e"``.
-Select a method with ``ds.sel({"method": "cg"})`` (``sel(method=...)`` is the keyword of
-xarray's inexact matching, not the dimension).
-Storage precision: ``product`` is stored as float32 (relative rounding ≤ 2⁻²⁴ ≈ 6e-8, below the
-potential's own error for tolerances ≥ 1e-7; computed, validated and combined in float64), which
-halves the file (at L = 2 and 4 radial functions the padded product is ~90 % of it).
-``density`` and ``potential_expansion`` stay float64, so every product can be recomputed in
-float64 from the file with :func:`pipeline.descriptors.products.descriptor_product`.
+method, ``{key}_l``, ``{key}_m``, ``{key}_parity`` (±1), ``{key}_irrep`` and ``{key}_paths``
+(the (l1, l2) input pairs feeding the block, "l1xl2" joined by "+") along ``{key}_feature``.
+Each ``product_{key}`` carries its method's name in the attribute ``method``. Invariant
+features are those with ``{key}_irrep == "0e"``, e.g.
+``ds["product_cg"].where(ds["cg_irrep"] == "0e", drop=True)``. Each method has its own
+feature axis, so no padding is stored (a common padded axis was 57 % NaN at L = 2).
+Storage precision: the products are stored as float32 (relative rounding ≤ 2⁻²⁴ ≈ 6e-8, below
+the potential's own error for tolerances ≥ 1e-7; computed, validated and combined in float64),
+which halves them (at L = 2 and 4 radial functions they are ~80 % of the file). ``density``
+and ``potential_expansion`` stay float64, so every product can be recomputed in float64 from
+the file with :func:`pipeline.descriptors.products.descriptor_product`.
 Global attributes: ``structure_id``, ``structure_file``, ``potential_file``, ``parameters``
 (JSON), the validation rotation, per-step ``time_<step>_s`` and the provenance attributes.
 """
@@ -39,19 +41,21 @@ Global attributes: ``structure_id``, ``structure_file``, ``potential_file``, ``p
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import xarray as xr
 
 from pipeline.descriptors.compute import Descriptors
 from pipeline.descriptors.density import DENSITY_UNITS
 from pipeline.descriptors.products import PRODUCT_UNITS
 from pipeline.descriptors.projection import POTENTIAL_UNITS, sphere_grid_size
 from pipeline.descriptors.radial import radial_centres
-from pipeline.storage import config_hash, provenance_attrs
+from pipeline.storage import Variable, config_hash, provenance_attrs
 
-#: Storage dtype of the ``product`` variable (see the module docstring).
+if TYPE_CHECKING:
+    import xarray as xr
+
+#: Storage dtype of the ``product_{key}`` variables (see the module docstring).
 PRODUCT_STORAGE_DTYPE = np.float32
 
 #: How the validation transforms the structure and the potential (stored as an attribute).
@@ -67,62 +71,82 @@ def _text(values: list[str]) -> np.ndarray:
     return np.array(values, dtype=object)
 
 
-def _sh_labels(lmax: int) -> dict[str, tuple]:
+def _sh_labels(lmax: int) -> dict[str, Variable]:
+    """Coordinates of the input SH axis: degree, order and irrep of every flat index."""
     ls = np.concatenate([np.full(2 * l + 1, l) for l in range(lmax + 1)]).astype(np.int64)
     ms = np.concatenate([np.arange(-l, l + 1) for l in range(lmax + 1)]).astype(np.int64)
     irreps = _text([f"{l}{'e' if l % 2 == 0 else 'o'}" for l in ls])
     return {
-        "sh": ("sh", np.arange(ls.size, dtype=np.int64), {"units": "1", "long_name": "flat spherical-harmonic index l^2+l+m (e3nn order)"}),
-        "sh_l": ("sh", ls, {"units": "1", "long_name": "degree l of the input component"}),
-        "sh_m": ("sh", ms, {"units": "1", "long_name": "order m of the input component"}),
-        "sh_irrep": ("sh", irreps, {"units": "1", "long_name": "irrep label of the input component (parity (-1)^l)"}),
+        "sh_l": (("sh",), ls, {"units": "1", "long_name": "degree l of the input component"}),
+        "sh_m": (("sh",), ms, {"units": "1", "long_name": "order m of the input component"}),
+        "sh_irrep": (("sh",), irreps, {"units": "1", "long_name": "irrep label of the input component (parity (-1)^l)"}),
     }
 
 
-def _feature_labels(descriptors: Descriptors, n_feature: int) -> dict[str, tuple]:
-    n_methods = len(descriptors.products)
-    ls = np.full((n_methods, n_feature), -1, dtype=np.int64)
-    ms = np.zeros((n_methods, n_feature), dtype=np.int64)
-    parity = np.zeros((n_methods, n_feature), dtype=np.int64)
-    irreps = np.full((n_methods, n_feature), "", dtype=object)
-    paths = np.full((n_methods, n_feature), "", dtype=object)
-    for k, result in enumerate(descriptors.products):
-        for block in result.irreps.blocks:
-            sl = block.slice
-            ls[k, sl] = block.l
-            ms[k, sl] = np.arange(-block.l, block.l + 1)
-            parity[k, sl] = block.parity
-            irreps[k, sl] = block.label
-            paths[k, sl] = "+".join(f"{l1}x{l2}" for l1, l2 in block.paths)
-    dims = ("method", "feature")
+def method_key(method: str) -> str:
+    """The name of a product method in variable and dimension names (``+`` → ``_``)."""
+    return method.replace("+", "_")
+
+
+def _feature_labels(result) -> dict[str, Variable]:
+    """Coordinates of one method's feature axis: degree, order, parity, irrep and input paths per component."""
+    key = method_key(result.method)
+    dim = (f"{key}_feature",)
+    n_feature = result.irreps.dim
+    ls = np.zeros(n_feature, dtype=np.int64)
+    ms = np.zeros(n_feature, dtype=np.int64)
+    parity = np.zeros(n_feature, dtype=np.int64)
+    irreps = np.full(n_feature, "", dtype=object)
+    paths = np.full(n_feature, "", dtype=object)
+    for block in result.irreps.blocks:
+        sl = block.slice
+        ls[sl] = block.l
+        ms[sl] = np.arange(-block.l, block.l + 1)
+        parity[sl] = block.parity
+        irreps[sl] = block.label
+        paths[sl] = "+".join(f"{l1}x{l2}" for l1, l2 in block.paths)
+    one = {"units": "1"}
     return {
-        "feature": ("feature", np.arange(n_feature, dtype=np.int64), {"units": "1", "long_name": "output component index of a tensor product"}),
-        "feature_l": (dims, ls, {"units": "1", "long_name": "degree l of the output component (-1: padding)"}),
-        "feature_m": (dims, ms, {"units": "1", "long_name": "order m of the output component"}),
-        "feature_parity": (dims, parity, {"units": "1", "long_name": "parity of the output component (+1 even, -1 odd, 0 padding)"}),
-        "feature_irrep": (dims, irreps, {"units": "1", "long_name": "irrep label of the output component ('' on padding)"}),
-        "feature_paths": (dims, paths, {"units": "1", "long_name": "input degree pairs l1xl2 feeding the output block"}),
+        f"{key}_l": (dim, ls, {**one, "long_name": f"degree l of the {result.method} output component"}),
+        f"{key}_m": (dim, ms, {**one, "long_name": f"order m of the {result.method} output component"}),
+        f"{key}_parity": (dim, parity, {**one, "long_name": f"parity of the {result.method} output component (+1 even, -1 odd)"}),
+        f"{key}_irrep": (dim, irreps, {**one, "long_name": f"irrep label of the {result.method} output component"}),
+        f"{key}_paths": (dim, paths, {**one, "long_name": f"input degree pairs l1xl2 feeding the {result.method} output block"}),
     }
 
 
 def descriptors_to_dataset(descriptors: Descriptors, *, attrs: dict[str, Any] | None = None) -> xr.Dataset:
-    """Build the Dataset of the module docstring.
+    """The Dataset of the module docstring (the variables of :func:`descriptors_file_variables`)."""
+    import xarray as xr
+
+    variables, coordinates, global_attrs = descriptors_file_variables(descriptors, attrs=attrs)
+    data = {name: v for name, v in variables.items() if name not in coordinates}
+    return xr.Dataset(data, coords={name: variables[name] for name in coordinates}, attrs=global_attrs)
+
+
+def descriptors_file_variables(descriptors: Descriptors, *,
+                               attrs: dict[str, Any] | None = None) -> tuple[dict[str, Variable], list[str], dict]:
+    """The descriptors file's variables (name → (dims, NumPy values, attrs)), coordinate names and global attributes.
 
     Parameters
     ----------
     descriptors : Descriptors
-        Result of :func:`pipeline.descriptors.compute.compute_descriptors`.
+        Result of :func:`pipeline.descriptors.compute.compute_descriptors` (host arrays).
     attrs : dict, optional
         Extra global attributes (``structure_id``, ``structure_file``, ``potential_file`` …).
+
+    Returns
+    -------
+    variables : dict
+        Data variables and coordinates (index coordinates are named like their dimension).
+    coordinates : list of str
+        The non-index coordinates among ``variables`` (component labels, radial centres).
+    attrs : dict
+        Global attributes, provenance included.
     """
     p = descriptors.params
     n_atoms = descriptors.density.shape[0]
     methods = [r.method for r in descriptors.products]
-    n_feature = max(r.irreps.dim for r in descriptors.products)
-    product = np.empty((n_atoms, len(methods), p.n_radial, n_feature), dtype=PRODUCT_STORAGE_DTYPE)
-    for k, result in enumerate(descriptors.products):  # one pass over the array: values, then NaN padding
-        product[:, k, :, : result.irreps.dim] = result.values
-        product[:, k, :, result.irreps.dim :] = np.nan
     centres, width = radial_centres(p.cutoff_A, p.n_radial)
     v = descriptors.validation
     nan = float("nan")
@@ -137,9 +161,12 @@ def descriptors_to_dataset(descriptors: Descriptors, *, attrs: dict[str, Any] | 
         "potential_expansion": (("atom", "sh"), descriptors.potential_sh, {
             "units": POTENTIAL_UNITS,
             "long_name": "long-range potential on the sphere of radius rho around the atom, projected on Y_lm"}),
-        "product": (("atom", "method", "n", "feature"), product, {
-            "units": PRODUCT_UNITS, "long_name": "tensor product of density (per n) and potential expansion (NaN: padding)",
-            "storage": "float32 rounding of float64 values; recompute in float64 from density and potential_expansion"}),
+        **{f"product_{method_key(r.method)}": (("atom", "n", f"{method_key(r.method)}_feature"),
+                                                r.values.astype(PRODUCT_STORAGE_DTYPE), {
+            "units": PRODUCT_UNITS, "method": r.method,
+            "long_name": f"{r.method} tensor product of the density (per n) and the potential expansion",
+            "storage": "float32 rounding of float64 values; recompute in float64 from density and potential_expansion"})
+           for r in descriptors.products},
         "n_neighbours": (("atom",), descriptors.n_neighbours, {**one, "long_name": "neighbours within the cutoff"}),
         "equivariance_error": (("method",), eq_error, {
             **one, "long_name": "relative max equivariance error of the product features under rotation+inversion"}),
@@ -159,16 +186,25 @@ def descriptors_to_dataset(descriptors: Descriptors, *, attrs: dict[str, Any] | 
         "time_product_s": (("method",), np.array([r.seconds for r in descriptors.products]), {
             "units": "s", "long_name": "wall-clock time of the tensor product per method"}),
     }
-    coords = {
-        "atom": ("atom", np.arange(n_atoms, dtype=np.int64), {"units": "1", "long_name": "atom index"}),
-        "n": ("n", np.arange(p.n_radial, dtype=np.int64), {"units": "1", "long_name": "radial basis index"}),
-        "radial_centre": ("n", centres, {"units": "angstrom", "long_name": "centre mu_n of the Gaussian radial function"}),
-        "method": ("method", _text(methods), {"units": "1", "long_name": "tensor-product method"}),
+    labels = {
+        "radial_centre": (("n",), centres, {"units": "angstrom", "long_name": "centre mu_n of the Gaussian radial function"}),
         **_sh_labels(p.lmax),
-        **_feature_labels(descriptors, n_feature),
     }
+    for result in descriptors.products:
+        labels.update(_feature_labels(result))
+    indexes = {
+        "atom": (("atom",), np.arange(n_atoms, dtype=np.int64), {"units": "1", "long_name": "atom index"}),
+        "n": (("n",), np.arange(p.n_radial, dtype=np.int64), {"units": "1", "long_name": "radial basis index"}),
+        "method": (("method",), _text(methods), {"units": "1", "long_name": "tensor-product method"}),
+        "sh": (("sh",), np.arange((p.lmax + 1) ** 2, dtype=np.int64),
+               {"units": "1", "long_name": "flat spherical-harmonic index l^2+l+m (e3nn order)"}),
+    }
+    for result in descriptors.products:
+        key = method_key(result.method)
+        indexes[f"{key}_feature"] = ((f"{key}_feature",), np.arange(result.irreps.dim, dtype=np.int64),
+                                     {"units": "1", "long_name": f"output component index of the {result.method} product"})
     if v is not None:
-        coords["validation_atom"] = ("validation_atom", v.sample.astype(np.int64), {
+        indexes["validation_atom"] = (("validation_atom",), v.sample.astype(np.int64), {
             "units": "1", "long_name": "atoms of the validation sample"})
     n_rings, n_azimuth = sphere_grid_size(p.lmax, p.effective_band_limit)
     params = p.to_dict()
@@ -190,6 +226,4 @@ def descriptors_to_dataset(descriptors: Descriptors, *, attrs: dict[str, Any] | 
             validation=VALIDATION_NOTE, validation_seed=int(p.seed), validation_n_atoms=int(v.sample.size),
             validation_rotation=[float(x) for x in v.rotation.reshape(-1)],
         )
-    ds = xr.Dataset(data_vars, coords=coords)
-    ds.attrs = provenance_attrs(**global_attrs)
-    return ds
+    return {**indexes, **labels, **data_vars}, list(labels), provenance_attrs(**global_attrs)
