@@ -27,7 +27,7 @@ import numpy as np
 from pipeline.backend import backend_name, to_host
 from pipeline.electrostatics.potential import ChebyshevTuckerPotential
 from pipeline.electrostatics.splitting import split_from_params
-from pipeline.storage import Variable, provenance_attrs, read_netcdf
+from pipeline.storage import Variable, provenance_attrs, read_variables
 from pipeline.units import COULOMB_KCAL_PER_MOL_A_PER_E2
 
 if TYPE_CHECKING:
@@ -112,28 +112,56 @@ def potential_file_variables(potential: ChebyshevTuckerPotential, *, total, shor
     return data, provenance_attrs(**attrs)
 
 
+#: Variables a potential file must hold to rebuild the potential.
+POTENTIAL_VARIABLES = ("core", "factor_x", "factor_y", "factor_z", "positions", "charge")
+
+
 def potential_from_dataset(ds: xr.Dataset, *, xp=np, source: str = "dataset") -> ChebyshevTuckerPotential:
     """Rebuild the potential object (arrays on ``xp``) from :func:`potential_to_dataset` output."""
-    missing = [n for n in ("core", "factor_x", "factor_y", "factor_z", "positions", "charge") if n not in ds]
+    values = {name: ds[name].values for name in POTENTIAL_VARIABLES if name in ds}
+    return potential_from_variables(values, ds.attrs, xp=xp, source=source)
+
+
+def potential_from_variables(values: dict, attrs: dict, *, xp=np, source: str = "dataset") -> ChebyshevTuckerPotential:
+    """Rebuild the potential object (arrays on ``xp``) from a potential file's arrays and attributes.
+
+    Parameters
+    ----------
+    values : dict
+        At least :data:`POTENTIAL_VARIABLES` (NumPy arrays, e.g. from
+        :func:`pipeline.storage.read_variables`).
+    attrs : dict
+        The file's global attributes.
+    xp : module
+        Array backend of the result (NumPy or CuPy).
+    source : str
+        Named in errors.
+
+    Raises
+    ------
+    ValueError
+        When a variable or attribute of a potential file is missing (naming ``source``).
+    """
+    missing = [n for n in POTENTIAL_VARIABLES if n not in values]
     if missing:
         raise ValueError(f"{source}: not a potential file, missing variable(s) {', '.join(missing)}")
     for key in ("box_lo", "box_hi", "split_params", "cutoff", "build_params"):
-        if key not in ds.attrs:
+        if key not in attrs:
             raise ValueError(f"{source}: not a potential file, missing attribute {key!r}")
-    params = json.loads(ds.attrs["build_params"])
-    cell = np.atleast_1d(ds.attrs.get("cell", []))
+    params = json.loads(attrs["build_params"])
+    cell = np.atleast_1d(attrs.get("cell", []))
     return ChebyshevTuckerPotential(
-        box_lo=tuple(float(v) for v in np.atleast_1d(ds.attrs["box_lo"])),
-        box_hi=tuple(float(v) for v in np.atleast_1d(ds.attrs["box_hi"])),
-        core=xp.asarray(ds["core"].values, dtype=xp.float64),
-        factors=[xp.asarray(ds[f"factor_{a}"].values, dtype=xp.float64) for a in AXES],
-        split=split_from_params(json.loads(ds.attrs["split_params"])),
-        cutoff=float(ds.attrs.get("stored_cutoff", ds.attrs["cutoff"])),
-        positions=xp.asarray(ds["positions"].values, dtype=xp.float64),
-        charges=xp.asarray(ds["charge"].values, dtype=xp.float64),
+        box_lo=tuple(float(v) for v in np.atleast_1d(attrs["box_lo"])),
+        box_hi=tuple(float(v) for v in np.atleast_1d(attrs["box_hi"])),
+        core=xp.asarray(values["core"], dtype=xp.float64),
+        factors=[xp.asarray(values[f"factor_{a}"], dtype=xp.float64) for a in AXES],
+        split=split_from_params(json.loads(attrs["split_params"])),
+        cutoff=float(attrs.get("stored_cutoff", attrs["cutoff"])),
+        positions=xp.asarray(values["positions"], dtype=xp.float64),
+        charges=xp.asarray(values["charge"], dtype=xp.float64),
         params=params,
-        dielectric=float(ds.attrs.get("dielectric", 1.0)),
-        temperature=float(ds.attrs.get("temperature_K", 298.15)),
+        dielectric=float(attrs.get("dielectric", 1.0)),
+        temperature=float(attrs.get("temperature_K", 298.15)),
         cell=tuple(tuple(float(v) for v in row) for row in np.reshape(cell, (3, 3))) if cell.size == 9 else None,
     )
 
@@ -158,5 +186,6 @@ def load_potential(path: str | os.PathLike, *, device: str = "cpu") -> Chebyshev
     """
     from pipeline.backend import xp_for_device
 
-    return potential_from_dataset(read_netcdf(path), xp=xp_for_device(device), source=str(path))
+    values, attrs = read_variables(path, POTENTIAL_VARIABLES)
+    return potential_from_variables(values, attrs, xp=xp_for_device(device), source=str(path))
 
