@@ -22,7 +22,8 @@ tested in CI through NumPy (the compiled kernel stays the CPU route):
 Every pair is evaluated from both of its centres (the compiled CPU kernel visits it once and
 uses ``Y_lm(−r̂) = (−1)^l Y_lm(r̂)``): a GPU has the arithmetic to spare, and scattering to
 the source as well would need atomic updates of N·(L+1)² values per pair. Host transfers: the
-two of the cell list (its bounding box, the chunk boundaries), none inside the chunk loop.
+three small ones of the cell list (its bounding box, the total count of candidate pairs, the
+chunk boundaries), none inside the chunk loop.
 Memory: about :func:`bytes_per_pair` bytes per candidate pair of a chunk, plus the atoms and
 the result.
 """
