@@ -28,9 +28,9 @@ from pipeline.descriptors.density_array import array_atom_density
 from pipeline.descriptors.density_cells import atom_density_from_cells, build_cells
 from pipeline.descriptors.products import PRODUCT_METHODS, ProductResult, all_products
 from pipeline.descriptors.projection import default_band_limit, pointwise_expansion, potential_expansion
+from pipeline.descriptors.validation import ValidationResult, validate
 from pipeline.devices import DEVICES
 from pipeline.electrostatics.short_range_cells import build_cell_list
-from pipeline.descriptors.validation import ValidationResult, validate
 from pipeline.equivariant.products import output_irreps
 
 log = logging.getLogger(__name__)

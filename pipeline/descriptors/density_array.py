@@ -25,7 +25,9 @@ the source as well would need atomic updates of N·(L+1)² values per pair. Host
 three small ones of the cell list (its bounding box, the total count of candidate pairs, the
 chunk boundaries), none inside the chunk loop.
 Memory: about :func:`bytes_per_pair` bytes per candidate pair of a chunk, plus the atoms and
-the result.
+the result. On NumPy this route is for tests, not speed: at 10⁵ atoms of a protein-like cloud
+(L = 2, N = 4, r_c = 6 Å, 84 neighbours per atom) it took 4.3 s against 0.28 s for the compiled
+kernel on two threads (medians of three).
 """
 
 from __future__ import annotations
