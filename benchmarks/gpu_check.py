@@ -7,11 +7,11 @@ where there is one, and the peak device memory of the step):
 * ``potential``: a protein-like cloud and a rock-salt lattice at 10⁴, 10⁵, 10⁶ atoms (ε = 1e-6):
   the build, the potential at every atom (build + atoms is the "10⁶ atoms under 1 s" target)
   and a 129³ map of the full potential over the box;
-* ``descriptors``: 10⁵ atoms, L = 2, 4 radial functions: the long-range potential on every
-  atom's sphere grid (ρ = 2 Å, the default band limit) through the Tucker form, projected on
-  the spherical harmonics (CPU time measured on a sample of atoms and scaled), and the four
-  descriptor products (random density expansions of the descriptor shape stand in for the
-  KD-tree density, which has no device path);
+* ``descriptors``: 10⁵ atoms, L = 2, 4 radial functions: the neighbour density (cutoff 6 Å;
+  the array cell list on the device against the compiled kernel on the CPU), the long-range
+  potential on every atom's sphere grid (ρ = 2 Å, the default band limit) through the Tucker
+  form, projected on the spherical harmonics (CPU time measured on a sample of atoms and
+  scaled), and the four descriptor products of the density and the sphere potential;
 * ``tensor``: tensor products L = 1…10, batch 10⁴, float32, forward and backward (gradients of
   both inputs), our methods on the device against the same on the CPU (values) and against
   e3nn's FullTensorProduct on the same device (time; skipped when torch/e3nn are missing).
@@ -55,10 +55,11 @@ sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 
 from bench_potential import lattice, protein_cloud  # noqa: E402
 from pipeline.backend import backend_name, synchronize, to_host, xp_for_device  # noqa: E402
+from pipeline.descriptors.density_array import array_atom_density  # noqa: E402
+from pipeline.descriptors.density_cells import atom_density_from_cells  # noqa: E402
+from pipeline.descriptors.projection import pointwise_expansion  # noqa: E402
 from pipeline.electrostatics import build_potential, direct_potential  # noqa: E402
 from pipeline.equivariant.products import tensor_product, tensor_product_vjp  # noqa: E402
-from pipeline.equivariant.s2grid import gauss_legendre_grid, minimal_grid  # noqa: E402
-from pipeline.equivariant.spherical_harmonics import spherical_harmonics  # noqa: E402
 
 log = logging.getLogger("gpu_check")
 
@@ -74,6 +75,10 @@ QUICK = {"sizes": (1000, 2500), "map": 17, "lmax": (1, 2, 3), "batch": 300, "des
 TOLERANCE = 1e-6
 #: Atoms sampled for the direct-summation error.
 N_DIRECT = 200
+#: Sphere-grid points per call of the potential in the descriptors section.
+SPHERE_BATCH_POINTS = 2**21
+#: Neighbour cutoff of the descriptors' density, Å.
+DENSITY_CUTOFF = 6.0
 
 
 class DeviceMemory:
@@ -267,37 +272,30 @@ def tensor_rows(xp, lmaxs, batch, repeats, mem, torch_device, within_budget):
 
 
 # -- descriptors -----------------------------------------------------------------------------
-def sphere_expansion(potential, centres, lmax, radius, xp, batch_points=2**21):
-    """Φ_L on every centre's sphere grid (band limit L + 16) projected on Y_lm: (n, (L+1)²)."""
-    n_rings, n_azimuth = minimal_grid(2 * lmax + 16)
-    cos_beta, weights, alpha = gauss_legendre_grid(n_rings, n_azimuth)
-    sin_beta = np.sqrt(1.0 - cos_beta**2)
-    dirs = np.stack([sin_beta[:, None] * np.sin(alpha)[None, :], np.broadcast_to(cos_beta[:, None], (n_rings, n_azimuth)),
-                     sin_beta[:, None] * np.cos(alpha)[None, :]], axis=-1).reshape(-1, 3)
-    w = np.repeat(weights * 2.0 * np.pi / n_azimuth, n_azimuth)
-    projector = xp.asarray(w[:, None] * spherical_harmonics(lmax, dirs, normalize=False))
-    offsets = xp.asarray(radius * dirs)
-    per = dirs.shape[0]
-    step = max(1, batch_points // per)
-    out = xp.empty((centres.shape[0], (lmax + 1) ** 2))
-    for s in range(0, centres.shape[0], step):
-        pts = (centres[s : s + step, None, :] + offsets[None]).reshape(-1, 3)
-        out[s : s + step] = potential.long_range(pts).reshape(-1, per) @ projector
-    return out
-
-
 def descriptor_rows(xp, n, mem, lmax=2, n_radial=4, radius=2.0, cpu_sample=1000):
     rng = np.random.default_rng(3)
     pos, q = protein_cloud(n, rng)
     pot_c, _ = build_potential(pos, q, tolerance=TOLERANCE)
     sample = rng.choice(n, size=min(n, cpu_sample), replace=False)
-    cpu_sh, cpu_s = timed(lambda: sphere_expansion(pot_c, pos[sample], lmax, radius, np), np)
+    cpu_sh, cpu_s = timed(lambda: pointwise_expansion(pot_c.long_range, pos[sample], lmax=lmax, sphere_radius_A=radius,
+                                                         max_points=SPHERE_BATCH_POINTS), np)
     rows = []
+    cpu_density, cpu_t = timed(lambda: atom_density_from_cells(pos, q, n_centres=n, lmax=lmax, cutoff_A=DENSITY_CUTOFF,
+                                                               n_radial=n_radial)[0], np)
+    try:
+        mem.reset()
+        dev_density, dev_t = timed(lambda: array_atom_density(xp.asarray(pos), xp.asarray(q), n_centres=n, lmax=lmax,
+                                                              cutoff_A=DENSITY_CUTOFF, n_radial=n_radial)[0], xp)
+        rows.append(row("descriptors", "density", n, f"L={lmax} N={n_radial} rc={DENSITY_CUTOFF:g}", cpu_t, dev_t,
+                        rel_diff(to_host(dev_density), cpu_density), peak=mem.peak_mb()))
+    except MemoryError as exc:
+        rows.append(out_of_memory("descriptors", "density", n, f"L={lmax}", exc))
     with device_code_paths(xp):
         try:
             pot_d, _ = build_potential(xp.asarray(pos), xp.asarray(q), tolerance=TOLERANCE)
             mem.reset()
-            dev_sh, dev_s = timed(lambda: sphere_expansion(pot_d, xp.asarray(pos), lmax, radius, xp), xp)
+            dev_sh, dev_s = timed(lambda: pointwise_expansion(pot_d.long_range, xp.asarray(pos), lmax=lmax, sphere_radius_A=radius,
+                                                             max_points=SPHERE_BATCH_POINTS), xp)
             dev_sh = to_host(dev_sh)
             rows.append(row("descriptors", "sphere potential", n, f"L={lmax} rho={radius}", cpu_s * n / sample.size,
                             dev_s, rel_diff(dev_sh[sample], cpu_sh), peak=mem.peak_mb(),
@@ -305,11 +303,10 @@ def descriptor_rows(xp, n, mem, lmax=2, n_radial=4, radius=2.0, cpu_sample=1000)
         except MemoryError as exc:
             rows.append(out_of_memory("descriptors", "sphere potential", n, f"L={lmax}", exc))
             dev_sh = np.zeros((n, (lmax + 1) ** 2))
-    density = rng.normal(size=(n, n_radial, (lmax + 1) ** 2))
     potential_sh = np.asarray(dev_sh)
-    d_d, p_d = xp.asarray(density), xp.asarray(potential_sh)
+    d_d, p_d = xp.asarray(cpu_density), xp.asarray(potential_sh)
     for method in DESCRIPTOR_METHODS:
-        cpu_out, cpu_t = timed(lambda: tensor_product(density, potential_sh[:, None, :], method=method, lmax_out=lmax)[0], np)
+        cpu_out, cpu_t = timed(lambda: tensor_product(cpu_density, potential_sh[:, None, :], method=method, lmax_out=lmax)[0], np)
         try:
             mem.reset()
             dev_out, dev_t = timed(lambda: tensor_product(d_d, p_d[:, None, :], method=method, lmax_out=lmax)[0], xp)
@@ -386,6 +383,8 @@ def main(argv=None) -> int:
             pot, _ = build_potential(arr.asarray(warm_pos), arr.asarray(warm_q), tolerance=TOLERANCE)
             pot.at_atoms()
             pot.grid(*(arr.linspace(pot.box_lo[k], pot.box_hi[k], 5) for k in range(3)))
+    atom_density_from_cells(warm_pos, warm_q, n_centres=300, lmax=2, cutoff_A=DENSITY_CUTOFF, n_radial=4)
+    array_atom_density(xp.asarray(warm_pos), xp.asarray(warm_q), n_centres=300, lmax=2, cutoff_A=DENSITY_CUTOFF, n_radial=4)
     synchronize(xp)
     rows = []
     skipped = []

@@ -221,6 +221,20 @@ MUTATIONS = (
         "        sign = 1.0\n",
         (f"{DESC}::test_equivariance_error_below_1e10_with_band_limited_potential",),
     ),
+    Mutation(
+        "device density: pair vector neighbour -> centre",
+        "pipeline/descriptors/density_array.py",
+        "        d = cells.positions[src] - centres[t0:t1][tgt]  # centre → neighbour\n",
+        "        d = centres[t0:t1][tgt] - cells.positions[src]  # centre → neighbour\n",
+        ("tests/test_descriptors_device.py::test_array_density_matches_compiled_kernel_and_double_loop",),
+    ),
+    Mutation(
+        "device sphere potential: last centre of each batch left out",
+        "pipeline/descriptors/projection.py",
+        "        hi = min(lo + batch, n_centres)\n        points = (",
+        "        hi = min(lo + batch - 1, n_centres)\n        points = (",
+        ("tests/test_descriptors_device.py::test_no_transfers_inside_chunk_loops",),
+    ),
 )
 
 

@@ -57,7 +57,8 @@ def test_quick_cpu_check_runs_every_section_without_the_absent_packages(tmp_path
     peer = importlib.util.find_spec("torch") is not None and importlib.util.find_spec("e3nn") is not None
     assert all(("e3nn_s" in r) == peer for r in tensor)
     desc = [r for r in rows if r["section"] == "descriptors"]
-    assert len(desc) == 5 and all(r["max_rel_diff"] < 1e-12 for r in desc)
+    assert len(desc) == 6 and all(r["max_rel_diff"] < 1e-12 for r in desc)
+    assert {r["case"] for r in desc} >= {"density", "sphere potential"}
     table = res.stdout
     assert table.count("\n") >= len(rows) and "rel diff" in table.splitlines()[0]
 

@@ -41,6 +41,8 @@ MEMORY_SETTINGS = {
     "potential-gather": "use --device cpu",
     "evaluate": "evaluate fewer points per call (split --points or use a coarser --grid) or use --device cpu",
     "tensor-products": "use a smaller --batch or --device cpu",
+    "descriptors": "lower --lmax or --n-radial (every atom's features stay on the device until the end) "
+                   "or use --device cpu",
 }
 DEFAULT_MEMORY_SETTING = "use a machine with more memory or smaller inputs"
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from pipeline.devices import DEVICES
+
 EXAMPLE = (
     "Example: python -m pipeline descriptors results/structures/adk.nc --potential results/potential/adk.nc "
     "-o results/descriptors/adk.nc --lmax 2 --cutoff 6 --n-radial 4 --sphere-radius 2"
@@ -23,7 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Gaussian radial basis), the long-range potential expanded on a sphere of radius rho\n"
             "(Chebyshev-Tucker evaluation, exact quadrature), and their tensor products by cg,\n"
             "gaunt_fourier, gaunt_grid and gaunt_grid+vector_gaunt. A seeded sample of atoms is\n"
-            "recomputed after a random rotation + inversion to record the equivariance error per method."
+            "recomputed after a random rotation + inversion to record the equivariance error per method.\n"
+            "With --device cuda the density, sphere potential and products run on the GPU (CuPy) and the\n"
+            "validation sample is recomputed on the CPU."
         ),
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -38,6 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--band-limit", type=int, help="degree of the sphere potential integrated exactly (default L+16)")
     parser.add_argument("--validation-atoms", type=int, default=64, help="atoms in the equivariance check, 0 = off (default 64)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the validation sample and rotation (default 0)")
+    parser.add_argument("--device", choices=DEVICES, default="cpu",
+                        help="array backend: NumPy and the compiled kernel on cpu, CuPy on cuda, cuda when a GPU is "
+                             "usable on auto (default cpu)")
     parser.add_argument("--max-memory", metavar="SIZE",
                         help="refuse a run estimated to need more memory, e.g. 8G or 500M (default: what is available)")
     parser.set_defaults(handler=run)
@@ -51,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
 
     params = DescriptorParameters(
         lmax=args.lmax, cutoff_A=args.cutoff, n_radial=args.n_radial, sphere_radius_A=args.sphere_radius,
-        band_limit=args.band_limit, n_validation=args.validation_atoms, seed=args.seed,
+        band_limit=args.band_limit, n_validation=args.validation_atoms, seed=args.seed, device=args.device,
     )
     run_descriptors(args.structure, args.potential, args.output, params,
                     max_memory_bytes=None if args.max_memory is None else parse_memory_size(args.max_memory))

@@ -4,7 +4,8 @@ For every atom i, up to degree L (e3nn real spherical harmonics, integral normal
 
 * :mod:`.density_cells`: charge-weighted neighbour density ``A_i,nlm = Σ_j q_j R_n(r_ij) Y_lm(r̂_ij)``
   with the radial basis and smooth cutoff of :mod:`.radial`, by a compiled kernel over a cell
-  list (:mod:`.density` computes the same from the KD-tree pairs of :mod:`.neighbours`);
+  list (:mod:`.density` computes the same from the KD-tree pairs of :mod:`.neighbours`, and
+  :mod:`.density_array` with array code on NumPy or CuPy, the device route);
 * :mod:`.projection`: the long-range potential on a sphere of radius ρ, ``Φ_i,lm``, by exact
   Gauss–Legendre × equispaced quadrature;
 * :mod:`.products`: their tensor products by CG, Gaunt (Fourier and S2 grid) and Gaunt + vector
@@ -13,8 +14,22 @@ For every atom i, up to degree L (e3nn real spherical harmonics, integral normal
 * :mod:`.compute` ties the steps together and :mod:`.dataset` writes the netCDF layout.
 """
 
-from pipeline.descriptors.compute import DescriptorParameters, Descriptors, compute_descriptors
-from pipeline.descriptors.dataset import descriptors_to_dataset
-from pipeline.descriptors.products import PRODUCT_METHODS
+from importlib import import_module
 
-__all__ = ["PRODUCT_METHODS", "DescriptorParameters", "Descriptors", "compute_descriptors", "descriptors_to_dataset"]
+#: Public names and the submodule that defines each (imported on first use, so that a device
+#: check can import :mod:`.projection` or :mod:`.density_array` without the CPU-only modules).
+_EXPORTS = {
+    "DescriptorParameters": "compute",
+    "Descriptors": "compute",
+    "compute_descriptors": "compute",
+    "descriptors_to_dataset": "dataset",
+    "PRODUCT_METHODS": "products",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

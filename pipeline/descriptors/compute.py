@@ -2,9 +2,16 @@
 
 :func:`compute_descriptors` takes arrays and a potential callable (points Å → e/Å) and returns
 every feature set with per-step wall-clock times; :mod:`pipeline.descriptors.dataset` turns the
-result into the netCDF layout. Everything runs on the CPU: the density by the compiled cell-list
-kernel of :mod:`pipeline.descriptors.density_cells` (or, on request, from a KD-tree pair list),
-the rest with NumPy.
+result into the netCDF layout.
+
+On the CPU (``device="cpu"``) the density comes from the compiled cell-list kernel of
+:mod:`pipeline.descriptors.density_cells` (or, on request, from a KD-tree pair list), the rest
+from NumPy. On a device (``"cuda"``, CuPy) the atoms go to the device once; the density comes
+from the array cell list of :mod:`pipeline.descriptors.density_array`, the sphere potential
+from the potential's values at the grid points (:func:`~pipeline.descriptors.projection.pointwise_expansion`
+with a potential whose arrays are on the device), the products from the same array code; the
+features come back to the host once, at the end. The validation sample is then recomputed on the
+host with the host potential, so it compares the device results with an independent computation.
 """
 
 from __future__ import annotations
@@ -16,10 +23,14 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from pipeline.backend import Array, backend_name, synchronize, to_host, xp_for_device
+from pipeline.descriptors.density_array import array_atom_density
 from pipeline.descriptors.density_cells import atom_density_from_cells, build_cells
 from pipeline.descriptors.products import PRODUCT_METHODS, ProductResult, all_products
-from pipeline.descriptors.projection import default_band_limit, potential_expansion
+from pipeline.descriptors.projection import default_band_limit, pointwise_expansion, potential_expansion
 from pipeline.descriptors.validation import ValidationResult, validate
+from pipeline.devices import DEVICES
+from pipeline.electrostatics.short_range_cells import build_cell_list
 from pipeline.equivariant.products import output_irreps
 
 log = logging.getLogger(__name__)
@@ -37,6 +48,9 @@ PAIR_BYTES = 96
 #: Smallest number density assumed when counting neighbours, 1/Å³ (condensed matter with
 #: hydrogens ≈ 0.1; the bounding box underestimates the local density of a protein).
 MIN_PAIR_DENSITY = 0.1
+#: Sphere-grid points per call of the device potential (32 bytes each in the batch, plus the
+#: potential's own temporaries, which it bounds by its evaluation blocks).
+DEVICE_SPHERE_POINTS = 2**21
 
 
 @dataclass(frozen=True)
@@ -60,7 +74,12 @@ class DescriptorParameters:
     seed : int
         Seed of the validation sample and rotation.
     neighbour_method : {"cells", "query_pairs", "ball_point"}
-        Route of the density step (:data:`NEIGHBOUR_METHODS`); all give the same values to round-off.
+        Route of the density step on the CPU (:data:`NEIGHBOUR_METHODS`); all give the same values
+        to round-off. On a device the density has one route, the array cell list.
+    device : {"cpu", "cuda", "auto"}
+        Where the features are computed (:func:`pipeline.backend.xp_for_device`): NumPy and the
+        compiled kernel, or CuPy on a GPU (``auto``: CuPy when a GPU is usable). The validation
+        always runs on the CPU.
     """
 
     lmax: int = 2
@@ -71,6 +90,7 @@ class DescriptorParameters:
     n_validation: int = 64
     seed: int = 0
     neighbour_method: str = "cells"
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         if isinstance(self.lmax, bool) or int(self.lmax) != self.lmax or not 0 <= self.lmax <= LMAX_MAX:
@@ -87,6 +107,8 @@ class DescriptorParameters:
             raise ValueError(f"n_validation must be >= 0, got {self.n_validation!r}")
         if self.neighbour_method not in NEIGHBOUR_METHODS:
             raise ValueError(f"neighbour_method must be one of {NEIGHBOUR_METHODS}, got {self.neighbour_method!r}")
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
 
     @property
     def effective_band_limit(self) -> int:
@@ -112,8 +134,11 @@ class Descriptors:
     n_pairs : int
     validation : ValidationResult or None
     timings_s : dict step → seconds (neighbours, density, potential, product_<method>, validation);
-        with the cell route "neighbours" is the sorting into cells and the search runs inside "density"
+        with the cell routes "neighbours" is the sorting into cells (on a device, with the copy of
+        the atoms there) and the search runs inside "density"; device steps are synchronised
     total_s : float
+    backend : str
+        Array backend of the features, ``"numpy"`` or ``"cupy"`` (the validation runs on NumPy).
     """
 
     params: DescriptorParameters
@@ -125,6 +150,7 @@ class Descriptors:
     validation: ValidationResult | None
     timings_s: dict[str, float]
     total_s: float
+    backend: str = "numpy"
 
 
 def compute_descriptors(
@@ -135,6 +161,7 @@ def compute_descriptors(
     *,
     methods: tuple[str, ...] = PRODUCT_METHODS,
     cell: np.ndarray | None = None,
+    device_potential: Callable[[Array], Array] | None = None,
 ) -> Descriptors:
     """Every descriptor of every atom, plus the built-in validation.
 
@@ -151,6 +178,11 @@ def compute_descriptors(
         Periodic cell (rows are cell vectors). The atoms are wrapped into it and their periodic
         images within the cutoff join the neighbours of the charge densities (the sphere
         potential is periodic through ``potential`` itself).
+    device_potential : callable, optional
+        The same long-range potential on the device of ``params.device``: points (M, 3) Å as a
+        device array → (M,) e/Å on the device (e.g. the ``long_range`` of a potential read with
+        ``xp=``). Required when ``params.device`` selects a device; ``potential`` then serves
+        the validation only.
 
     Returns
     -------
@@ -178,27 +210,36 @@ def compute_descriptors(
 
         sources, source_charges = periodic_sources(positions_A, charges_e, np.asarray(cell, dtype=np.float64), p.cutoff_A)
         positions_A = np.ascontiguousarray(sources[:n_atoms])
-    if p.neighbour_method == "cells":
-        cells = build_cells(sources, p.cutoff_A)
-        timings["neighbours"] = time.perf_counter() - t
-        t = time.perf_counter()
-        density, n_neighbours, n_zero = atom_density_from_cells(sources, source_charges, n_centres=n_atoms, lmax=p.lmax,
-                                                                cutoff_A=p.cutoff_A, n_radial=p.n_radial, cells=cells)
-        n_coincident = int(n_zero.sum())
-        if n_coincident:
-            log.warning("neighbours: dropped %d neighbour(s) at zero distance (coincident atoms, no direction)", n_coincident)
-        timings["density"] = time.perf_counter() - t
-        del cells
+    xp = xp_for_device(p.device)
+    backend = backend_name(xp)
+    if backend != "numpy":
+        if device_potential is None:
+            raise ValueError(f"device {p.device!r} needs the potential on the device (device_potential)")
+        density, n_neighbours, n_zero, potential_sh, products = _device_features(
+            xp, sources, source_charges, n_atoms, device_potential, p, methods, timings, started=t)
     else:
-        density, n_neighbours = _pair_list_density(sources, source_charges, n_atoms, p, timings, started=t)
+        if p.neighbour_method == "cells":
+            cells = build_cells(sources, p.cutoff_A)
+            timings["neighbours"] = time.perf_counter() - t
+            t = time.perf_counter()
+            density, n_neighbours, n_zero = atom_density_from_cells(
+                sources, source_charges, n_centres=n_atoms, lmax=p.lmax, cutoff_A=p.cutoff_A, n_radial=p.n_radial,
+                cells=cells)
+            timings["density"] = time.perf_counter() - t
+            del cells
+        else:
+            density, n_neighbours = _pair_list_density(sources, source_charges, n_atoms, p, timings, started=t)
+            n_zero = np.zeros(0, dtype=np.int64)  # the pair search reports its own coincident pairs
 
-    t = time.perf_counter()
-    potential_sh = potential_expansion(
-        potential, positions_A, lmax=p.lmax, sphere_radius_A=p.sphere_radius_A, band_limit=p.effective_band_limit
-    )
-    timings["potential"] = time.perf_counter() - t
-
-    products = all_products(density, potential_sh, p.lmax, methods)
+        t = time.perf_counter()
+        potential_sh = potential_expansion(
+            potential, positions_A, lmax=p.lmax, sphere_radius_A=p.sphere_radius_A, band_limit=p.effective_band_limit
+        )
+        timings["potential"] = time.perf_counter() - t
+        products = all_products(density, potential_sh, p.lmax, methods)
+    n_coincident = int(n_zero.sum())
+    if n_coincident:
+        log.warning("neighbours: dropped %d neighbour(s) at zero distance (coincident atoms, no direction)", n_coincident)
     for result in products:
         timings[f"product_{result.method.replace('+', '_')}"] = result.seconds
 
@@ -215,8 +256,38 @@ def compute_descriptors(
     log.info("descriptors: %d atoms, L=%d, N=%d, %d methods %.2fs", n_atoms, p.lmax, p.n_radial, len(products), total)
     return Descriptors(
         params=p, density=density, potential_sh=potential_sh, products=products, n_neighbours=n_neighbours.astype(np.int64),
-        n_pairs=int(n_neighbours.sum() // 2), validation=validation, timings_s=timings, total_s=total,
+        n_pairs=int(n_neighbours.sum() // 2), validation=validation, timings_s=timings, total_s=total, backend=backend,
     )
+
+
+def _device_features(xp, sources, charges, n_atoms, device_potential, p, methods, timings, *, started):
+    """Density, neighbour and coincident counts, sphere potential and products on the device of ``xp``.
+
+    The sources go to the device once and every feature comes back once, at the end (host
+    NumPy arrays, the products as :class:`ProductResult` with host values). Records
+    ``timings`` "neighbours" (from ``started``, perf_counter seconds: the copy and the cell
+    list), "density" and "potential", each after synchronising the device.
+    """
+    sources_d = xp.asarray(sources, dtype=xp.float64)
+    charges_d = xp.asarray(charges, dtype=xp.float64)
+    cells = build_cell_list(sources_d, charges_d, p.cutoff_A)
+    synchronize(xp)
+    timings["neighbours"] = time.perf_counter() - started
+    t = time.perf_counter()
+    density, n_neighbours, n_zero = array_atom_density(sources_d, charges_d, n_centres=n_atoms, lmax=p.lmax,
+                                                       cutoff_A=p.cutoff_A, n_radial=p.n_radial, cells=cells)
+    del cells
+    synchronize(xp)
+    timings["density"] = time.perf_counter() - t
+    t = time.perf_counter()
+    potential_sh = pointwise_expansion(device_potential, sources_d[:n_atoms], lmax=p.lmax,
+                                       sphere_radius_A=p.sphere_radius_A, band_limit=p.effective_band_limit,
+                                       max_points=DEVICE_SPHERE_POINTS)
+    synchronize(xp)
+    timings["potential"] = time.perf_counter() - t
+    products = all_products(density, potential_sh, p.lmax, methods)
+    products = [ProductResult(r.method, to_host(r.values), r.irreps, r.seconds) for r in products]
+    return to_host(density), to_host(n_neighbours), to_host(n_zero), to_host(potential_sh), products
 
 
 def _pair_list_density(sources, charges, n_atoms, p, timings, *, started):

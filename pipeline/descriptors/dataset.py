@@ -217,7 +217,7 @@ def descriptors_file_variables(descriptors: Descriptors, *,
         radial_basis=f"R_n(r) = exp(-(r - n*{width:g})^2 / (2*{width:g}^2)) * 0.5*(1 + cos(pi r / {p.cutoff_A:g})), r < cutoff (angstrom)",
         sh_convention="e3nn real spherical harmonics, polar axis +y, no Condon-Shortley phase, index l^2+l+m, integral normalisation",
         potential_part="long range of the range-separated potential (Chebyshev-Tucker), including every atom's self term",
-        n_atoms=int(n_atoms), n_pairs=int(descriptors.n_pairs), backend="numpy", dtype="float64",
+        n_atoms=int(n_atoms), n_pairs=int(descriptors.n_pairs), backend=descriptors.backend, dtype="float64",
         product_storage_dtype=np.dtype(PRODUCT_STORAGE_DTYPE).name,
         **{f"time_{step}_s": float(s) for step, s in descriptors.timings_s.items()},
     )

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.backend import namespace_of
+from pipeline.backend import namespace_of, synchronize
 from pipeline.equivariant.gaunt import gaunt_path_factor
 from pipeline.equivariant.irreps import Block, ProductIrreps
 from pipeline.equivariant.products import tensor_product
@@ -86,11 +86,13 @@ def descriptor_product(density: np.ndarray, potential: np.ndarray, method: str, 
 def all_products(
     density: np.ndarray, potential: np.ndarray, lmax_out: int, methods: tuple[str, ...] = PRODUCT_METHODS
 ) -> list[ProductResult]:
-    """:func:`descriptor_product` for every method, timed (seconds of wall clock each)."""
+    """:func:`descriptor_product` for every method, timed (seconds of wall clock each, the device synchronised)."""
     results = []
+    xp = namespace_of(density, potential)
     for method in methods:
         start = time.perf_counter()
         values, irreps = descriptor_product(density, potential, method, lmax_out)
+        synchronize(xp)
         seconds = time.perf_counter() - start
         log.info("product %s: irreps %s, %d values %.2fs", method, irreps, values.size, seconds)
         results.append(ProductResult(method, values, irreps, seconds))

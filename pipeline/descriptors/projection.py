@@ -15,7 +15,9 @@ charge at distance d from the centre, like (ρ/d)^l; for the smooth long-range p
 faster). :mod:`pipeline.descriptors.validation` measures it.
 
 The potential is any callable mapping points ``(M, 3)`` Å to values ``(M,)`` e/Å; it is called
-in batches of at most ``max_points`` points. When it also has a method
+in batches of at most ``max_points`` points. :func:`pointwise_expansion` does this on the
+array backend of the centres (NumPy or CuPy: points, values and the product with the
+quadrature matrix stay on the device). When it also has a method
 ``sphere_values(centres, radius, cos_beta, alpha)`` returning the values on the grid directly,
 shape ``(B, n_rings, n_azimuth)`` (as :class:`pipeline.descriptors.sphere_potential.TuckerSphereEvaluator`
 does, ring by ring), that method is used instead; when it has
@@ -31,11 +33,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import numpy as np
-from tqdm import tqdm
 
+from pipeline.backend import Array, namespace_of
 from pipeline.equivariant.s2grid import gauss_legendre_grid, minimal_grid
 from pipeline.equivariant.spherical_harmonics import spherical_harmonics
 
@@ -123,19 +125,22 @@ def potential_expansion(
     Grid points are ``x_i + ρ n̂_g`` (see the module docstring); weights Gauss–Legendre in
     cos β times 2π/n_azimuth in α.
     """
-    if not sphere_radius_A > 0:
-        raise ValueError(f"sphere radius must be positive (Å), got {sphere_radius_A!r}")
-    if int(lmax) < 0:
-        raise ValueError(f"lmax must be >= 0, got {lmax}")
-    band_limit = default_band_limit(lmax) if band_limit is None else int(band_limit)
-    if band_limit < 0:
-        raise ValueError(f"band_limit must be >= 0, got {band_limit}")
+    band_limit = _check_arguments(lmax, sphere_radius_A, band_limit)
     centres_A = np.asarray(centres_A, dtype=np.float64).reshape(-1, 3)
     start = time.perf_counter()
+    projected = getattr(potential, "sphere_projection", None)
+    on_grid = getattr(potential, "sphere_values", None)
+    from tqdm import tqdm  # here, not at the top: pointwise_expansion also runs where tqdm is absent
+
+    if projected is None and on_grid is None:
+        return pointwise_expansion(
+            potential, centres_A, lmax=lmax, sphere_radius_A=sphere_radius_A, band_limit=band_limit,
+            max_points=max_points, progress=lambda starts: tqdm(starts, desc="sphere potential", unit="batch",
+                                                                disable=None if len(starts) > 1 else True),
+        )
+
     cos_beta, alpha, directions, projector = sphere_quadrature(lmax, band_limit)
     n_rings, n_azimuth = cos_beta.size, alpha.size
-    offsets = sphere_radius_A * directions  # (n_rings, n_azimuth, 3)
-    projected = getattr(potential, "sphere_projection", None)
     if projected is not None:
         out = np.asarray(projected(centres_A, sphere_radius_A, cos_beta, alpha, projector), dtype=np.float64)
         if out.shape != (centres_A.shape[0], (lmax + 1) ** 2):
@@ -145,7 +150,6 @@ def potential_expansion(
             centres_A.shape[0], sphere_radius_A, lmax, n_rings, n_azimuth, time.perf_counter() - start,
         )
         return out
-    on_grid = getattr(potential, "sphere_values", None)
     per_centre = n_rings * n_azimuth
     batch = max(1, int(max_points) // per_centre)
     n_centres = centres_A.shape[0]
@@ -153,18 +157,94 @@ def potential_expansion(
     starts = range(0, n_centres, batch)
     for lo in tqdm(starts, desc="sphere potential", unit="batch", disable=None if len(starts) > 1 else True):
         hi = min(lo + batch, n_centres)
-        if on_grid is not None:
-            values = np.asarray(on_grid(centres_A[lo:hi], sphere_radius_A, cos_beta, alpha), dtype=np.float64)
-        else:
-            points = centres_A[lo:hi, None, None, :] + offsets[None]  # (B, n_rings, n_azimuth, 3)
-            values = np.asarray(potential(points.reshape(-1, 3)), dtype=np.float64)
-        if values.size != (hi - lo) * per_centre:
-            raise ValueError(
-                f"potential returned {values.shape} for {hi - lo}x{n_rings}x{n_azimuth} sphere points; expected one value per point"
-            )
+        values = np.asarray(on_grid(centres_A[lo:hi], sphere_radius_A, cos_beta, alpha), dtype=np.float64)
+        _check_values(values, hi - lo, n_rings, n_azimuth)
         out[lo:hi] = values.reshape(hi - lo, per_centre) @ projector
     log.info(
         "sphere potential: %d centres, rho=%.2f Å, L=%d, grid %dx%d, %d calls %.2fs",
         n_centres, sphere_radius_A, lmax, n_rings, n_azimuth, len(starts), time.perf_counter() - start,
     )
     return out
+
+
+def pointwise_expansion(
+    potential: Callable[[Array], Array],
+    centres_A: Array,
+    *,
+    lmax: int,
+    sphere_radius_A: float,
+    band_limit: int | None = None,
+    max_points: int = 2**18,
+    progress: Callable[[range], Iterable[int]] | None = None,
+) -> Array:
+    """:func:`potential_expansion` from the potential's values at the grid points, on the centres' backend.
+
+    Parameters
+    ----------
+    potential : callable
+        ``potential(points)`` with points ``(M, 3)`` float64 Å on the backend of ``centres_A``,
+        returning ``(M,)`` e/Å on the same backend (for example a potential object's
+        ``long_range`` with its arrays on the device).
+    centres_A : (n_centres, 3) float64 array, Å
+        Sphere centres (NumPy or CuPy).
+    lmax, sphere_radius_A, band_limit
+        As in :func:`potential_expansion`.
+    max_points : int
+        Largest number of points per call of ``potential``: the batch holds 32 bytes per
+        point (coordinates and value) plus what ``potential`` allocates for them.
+    progress : callable, optional
+        Wraps the range of batch starts (a progress bar); none by default.
+
+    Returns
+    -------
+    (n_centres, (L+1)²) float64 array on the backend of ``centres_A``, e/Å
+
+    Notes
+    -----
+    The quadrature matrix and the grid offsets go to the device once; each batch of centres
+    is expanded to its points, evaluated and multiplied by the matrix there, so nothing comes
+    back to the host inside the loop (unless ``potential`` itself transfers).
+    """
+    band_limit = _check_arguments(lmax, sphere_radius_A, band_limit)
+    xp = namespace_of(centres_A)
+    centres_A = xp.asarray(centres_A, dtype=xp.float64).reshape(-1, 3)
+    start = time.perf_counter()
+    cos_beta, alpha, directions, projector = sphere_quadrature(lmax, band_limit)
+    n_rings, n_azimuth = cos_beta.size, alpha.size
+    per_centre = n_rings * n_azimuth
+    offsets = xp.asarray(sphere_radius_A * directions.reshape(-1, 3))  # (n_points, 3)
+    projector = xp.asarray(projector)
+    batch = max(1, int(max_points) // per_centre)
+    n_centres = centres_A.shape[0]
+    out = xp.empty((n_centres, (lmax + 1) ** 2), dtype=xp.float64)
+    starts = range(0, n_centres, batch)
+    for lo in starts if progress is None else progress(starts):
+        hi = min(lo + batch, n_centres)
+        points = (centres_A[lo:hi, None, :] + offsets[None]).reshape(-1, 3)  # (B·n_points, 3)
+        values = xp.asarray(potential(points), dtype=xp.float64)
+        _check_values(values, hi - lo, n_rings, n_azimuth)
+        out[lo:hi] = values.reshape(hi - lo, per_centre) @ projector
+    log.info(
+        "sphere potential (pointwise): %d centres, rho=%.2f Å, L=%d, grid %dx%d, %d calls %.2fs",
+        n_centres, sphere_radius_A, lmax, n_rings, n_azimuth, len(starts), time.perf_counter() - start,
+    )
+    return out
+
+
+def _check_arguments(lmax: int, sphere_radius_A: float, band_limit: int | None) -> int:
+    """The band limit to use (default :func:`default_band_limit`), after checking the arguments."""
+    if not sphere_radius_A > 0:
+        raise ValueError(f"sphere radius must be positive (Å), got {sphere_radius_A!r}")
+    if int(lmax) < 0:
+        raise ValueError(f"lmax must be >= 0, got {lmax}")
+    band_limit = default_band_limit(lmax) if band_limit is None else int(band_limit)
+    if band_limit < 0:
+        raise ValueError(f"band_limit must be >= 0, got {band_limit}")
+    return band_limit
+
+
+def _check_values(values, n_centres: int, n_rings: int, n_azimuth: int) -> None:
+    if values.size != n_centres * n_rings * n_azimuth:
+        raise ValueError(
+            f"potential returned {values.shape} for {n_centres}x{n_rings}x{n_azimuth} sphere points; expected one value per point"
+        )

@@ -163,12 +163,19 @@ class ChebyshevTuckerPotential:
         """Points wrapped into the periodic cell, (n, 3) Å (elementwise, so equal inputs wrap equally)."""
         return apply_matrix(self.reference_coordinates(points), np.asarray(self.cell))
 
-    def reference_coordinates(self, points):
-        """Coordinates of ``points`` in the Chebyshev box: fractional and wrapped (periodic) or Å (checked)."""
+    def reference_coordinates(self, points, *, check: bool = True):
+        """Coordinates of ``points`` in the Chebyshev box: fractional and wrapped (periodic) or Å.
+
+        ``check`` (default) raises unless the points are finite and, in free space, inside the
+        box (:func:`check_inside`, one small host transfer); ``False`` is for callers that
+        checked the points already.
+        """
         if self.periodic:
-            check_inside(points, (-np.inf,) * 3, (np.inf,) * 3, "targets")
+            if check:
+                check_inside(points, (-np.inf,) * 3, (np.inf,) * 3, "targets")
             return fractional(points, np.linalg.inv(np.asarray(self.cell)))
-        check_inside(points, self.box_lo, self.box_hi, "targets")
+        if check:
+            check_inside(points, self.box_lo, self.box_hi, "targets")
         return points
 
     @property
@@ -201,14 +208,16 @@ class ChebyshevTuckerPotential:
         z = xp.einsum("pb,pbc->pc", e2, y)
         return xp.sum(z * e3, axis=1)
 
-    def long_range(self, points):
+    def long_range(self, points, *, check: bool = True):
         """Φ_L at ``points`` (n, 3) Å, including every atom's self term, (n,) e/Å.
 
         Points are taken in blocks of :data:`EVAL_BLOCK`: per block three (block × m)(m × r_k)
         products and the core contraction, so memory stays at block · (m + r₂r₃).
+        ``check=False`` skips the box check of :meth:`reference_coordinates` (for points
+        checked before, such as sphere grids whose centres and radius were checked once).
         """
         xp = self.xp
-        points = self.reference_coordinates(xp.asarray(points, dtype=xp.float64))
+        points = self.reference_coordinates(xp.asarray(points, dtype=xp.float64), check=check)
         out = xp.empty(points.shape[0])
         for s in range(0, points.shape[0], EVAL_BLOCK):
             block = points[s : s + EVAL_BLOCK]

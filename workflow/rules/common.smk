@@ -283,7 +283,7 @@ def descriptors_args():
     d = DESCRIPTORS
     return (
         f"--lmax {d['lmax']} --cutoff {d['cutoff']} --n-radial {d['n_radial']} "
-        f"--sphere-radius {d['sphere_radius']}"
+        f"--sphere-radius {d['sphere_radius']} --device {d['device']}"
     )
 
 

@@ -12,9 +12,10 @@ rule descriptors:
     benchmark:
         benchmark_path("descriptors")
     conda:
-        conda_env("cpu")
+        conda_env(DESCRIPTORS["device"])
     threads: 2
     resources:
+        **gpu_resources(DESCRIPTORS["device"]),
         mem_mb=lambda wildcards, attempt: 8000 * attempt,
         runtime=60,
     params:
