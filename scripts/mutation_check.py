@@ -187,16 +187,15 @@ MUTATIONS = (
     Mutation(
         "netCDF written straight to the final path",
         "pipeline/storage.py",
-        '        dataset.to_netcdf(tmp_name, engine="netcdf4", encoding=encoding)\n        _publish(tmp_name, path)\n',
+        '        dataset.to_netcdf(tmp_name, engine="netcdf4", encoding=encoding)\n',
         '        dataset.to_netcdf(path, engine="netcdf4", encoding=encoding)\n',
         (f"{STORE}::test_crash_part_way_leaves_the_existing_file_unchanged",),
     ),
     Mutation(
         "temporary file of a failed netCDF write left behind",
         "pipeline/storage.py",
-        "encoding=encoding)\n        _publish(tmp_name, path)\n    except BaseException:\n"
-        "        Path(tmp_name).unlink(missing_ok=True)\n",
-        "encoding=encoding)\n        _publish(tmp_name, path)\n    except BaseException:\n        pass\n",
+        "        _publish(tmp_name, path)\n    except BaseException:\n        Path(tmp_name).unlink(missing_ok=True)\n",
+        "        _publish(tmp_name, path)\n    except BaseException:\n        pass\n",
         (f"{STORE}::test_crash_part_way_leaves_no_file_when_there_was_none",),
     ),
     Mutation(
