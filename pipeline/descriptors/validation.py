@@ -105,7 +105,7 @@ def validate(
     n_centres: int | None = None,
     neighbour_method: str = "cells",
 ) -> ValidationResult:
-    """Equivariance of every feature set on a random atom sample, and agreement between methods.
+    """Equivariance of every feature set on a random atom sample, and agreement between methods there.
 
     Parameters
     ----------
@@ -162,17 +162,18 @@ def validate(
     )
     projection_error = relative_max_error(potential_sh[sample], phi_fine)
 
-    by_method = {r.method: r for r in products}
+    # the agreements between methods on the same sample (over all atoms they took 0.2 s at 10^5)
+    by_method = {r.method: r.values[sample] for r in products}
     fourier_grid = np.nan
     if "gaunt_fourier" in by_method and "gaunt_grid" in by_method:
-        fourier_grid = relative_max_error(by_method["gaunt_fourier"].values, by_method["gaunt_grid"].values)
+        fourier_grid = relative_max_error(by_method["gaunt_fourier"], by_method["gaunt_grid"])
     gaunt_cg = {}
     if "cg" in by_method:
-        predicted = gaunt_from_cg(by_method["cg"].values, by_method["cg"].irreps, lmax)
+        cg_irreps = next(r.irreps for r in products if r.method == "cg")
+        predicted = gaunt_from_cg(by_method["cg"], cg_irreps, lmax)
         for method in ("gaunt_fourier", "gaunt_grid", "gaunt_grid+vector_gaunt"):
             if method in by_method:
-                even = by_method[method].values[..., : (lmax + 1) ** 2]
-                gaunt_cg[method] = relative_max_error(even, predicted)
+                gaunt_cg[method] = relative_max_error(by_method[method][..., : (lmax + 1) ** 2], predicted)
     seconds = time.perf_counter() - start
     log.info(
         "validation: %d atoms, equivariance %s, density %.1e, potential %.1e, projection %.1e, "
