@@ -17,8 +17,8 @@ descriptors process joins the alternation (PYTHONPATH=DIR) and the two files are
 
 Accuracy: the stored potential expansion of ``--check`` sampled atoms is recomputed by the
 plain quadrature of pointwise potential values (``potential.long_range`` at every grid point,
-no ring contraction or local series) and the largest relative difference is reported with
-the stage's own validation errors.
+no ring contraction or local series) at twice the file's band limit (+2), and the largest
+relative difference is reported with the stage's own validation errors.
 
 Threads: every process uses every core (Numba, BLAS, the sphere projection's threads); set
 NUMBA_NUM_THREADS / OMP_NUM_THREADS to compare other counts.
@@ -80,7 +80,8 @@ def sphere_check(structure: Path, potential: Path, descriptors, n_check: int, rn
     idx = np.sort(rng.choice(positions.shape[0], size=min(n_check, positions.shape[0]), replace=False))
     p = json.loads(descriptors.attrs["parameters"])
     reference = potential_expansion(lambda x: np.asarray(pot.long_range(x)), positions[idx], lmax=p["lmax"],
-                                    sphere_radius_A=p["sphere_radius_A"], band_limit=p["band_limit"])
+                                    sphere_radius_A=p["sphere_radius_A"],
+                                    band_limit=2 * int(descriptors.attrs["band_limit"]) + 2)
     return relative_difference(descriptors["potential_expansion"].values[idx], reference)
 
 

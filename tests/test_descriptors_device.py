@@ -193,7 +193,7 @@ def test_no_transfers_inside_chunk_loops(cloud_and_potential, counted, monkeypat
     monkeypatch.setattr(potential, "long_range", lambda *a, **k: calls.update(["sphere"]) or evaluate(*a, **k))
     monkeypatch.setattr(cells, "COUNT_BLOCK", 16)
     monkeypatch.setattr(density, "default_block_pairs", lambda lmax, n_radial: 300)
-    monkeypatch.setattr(importlib.import_module("pipeline.descriptors.compute"), "DEVICE_SPHERE_POINTS", 2000)
+    monkeypatch.setattr(importlib.import_module("pipeline.descriptors.compute"), "DEVICE_SPHERE_POINTS", 800)
     monkeypatch.setattr(importlib.import_module("pipeline.equivariant.products"), "DEFAULT_CHUNK_ELEMENTS", 4096)
     monkeypatch.setattr(importlib.import_module("pipeline.equivariant.products"), "DEFAULT_CHUNK_GRID_BYTES", 4096)
     run = partial(compute_descriptors, pos, q, sphere_evaluator(potential), params,

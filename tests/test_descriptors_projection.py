@@ -145,3 +145,60 @@ def test_sphere_projection_over_several_chunks_matches_pointwise_quadrature(rng)
     two = evaluator.sphere_projection(centres, 1.5, cos_beta, alpha, projector, threads=2)
     np.testing.assert_allclose(one, reference, atol=1e-13 * np.abs(reference).max(), rtol=0)
     np.testing.assert_array_equal(one, two)
+
+
+def _multipole_reference(q, source, centres, rho, lmax):
+    """Closed-form Φ_lm (l ≤ 2) of q/|x − s| on spheres of radius ρ < |s − x_i|: q ρ^l/d^{l+1} 4π/(2l+1) Y_lm(ŝ)."""
+    out = []
+    for centre in centres:
+        s = source - centre
+        d = np.linalg.norm(s)
+        y = np.concatenate([real_sh_closed_form_l_le_1(s), real_sh_closed_form_l2(s)])
+        scale = np.repeat([q / d * 4 * math.pi, q * rho / d**2 * 4 * math.pi / 3, q * rho**2 / d**3 * 4 * math.pi / 5],
+                          [1, 3, 5])
+        out.append(scale * y)
+    return np.array(out)
+
+
+@pytest.mark.parametrize(("distance", "expected_range"), [(20.0, (10, 16)), (2.0, (24, 30))])
+def test_chosen_band_limit_converges_the_expansion_of_a_point_charge(rng, distance, expected_range):
+    # 1/|x − s| has harmonic content ~(ρ/d)^l on the sphere, so the band limit needed for 1e-13
+    # grows with ρ/d: L + 10 at ρ/d ≈ 0.1, L + 24 at ρ/d ≈ 0.5 (measured; a fixed L + 16 leaves
+    # 4e-10 there). The expansion at the chosen band limit is compared with the closed form at
+    # every centre, not only at the sample the choice looked at (measured 1.1e-13 there).
+    from pipeline.descriptors.projection import BAND_TOLERANCE, choose_band_limit
+
+    q, rho = 1.1, 2.0
+    centres = rng.uniform(-1.0, 1.0, size=(300, 3))
+    source = np.array([distance, 0.0, 0.0]) + 3.0 * np.sign(distance)  # every centre at ≥ d from it
+    potential = lambda p: q / np.linalg.norm(p - source, axis=1)  # noqa: E731
+    band = choose_band_limit(potential, centres, lmax=2, sphere_radius_A=rho, rng=np.random.default_rng(0))
+    assert expected_range[0] <= band <= expected_range[1], band
+    got = potential_expansion(potential, centres, lmax=2, sphere_radius_A=rho, band_limit=band)
+    exact = _multipole_reference(q, source, centres, rho, 2)
+    assert np.abs(got - exact).max() <= 5 * BAND_TOLERANCE * np.abs(exact).max()
+    fixed = potential_expansion(potential, centres, lmax=2, sphere_radius_A=rho, band_limit=2 + 16)
+    if distance < 10:
+        assert np.abs(fixed - exact).max() > 1e3 * BAND_TOLERANCE * np.abs(exact).max()  # the fixed L + 16 falls short
+
+
+def test_chosen_band_limit_of_a_chebyshev_tucker_potential_against_pointwise_quadrature(rng):
+    # Large α ρ (ρ = 5.5 Å, α ≈ 0.2/Å): more than the fixed L + 16; small ρ: fewer. Checked at every
+    # atom against the potential's own pointwise values integrated on a much finer grid.
+    from pipeline.descriptors.projection import BAND_TOLERANCE, choose_band_limit
+    from pipeline.descriptors.sphere_potential import TuckerSphereEvaluator
+    from pipeline.electrostatics.build import build_potential
+
+    n = 400
+    positions = rng.uniform(0.0, (n / 0.1) ** (1 / 3), size=(n, 3))
+    charges = rng.normal(0.0, 0.5, n)
+    potential, _ = build_potential(positions, charges - charges.mean(), tolerance=1e-6, padding=6.0)
+    evaluator = TuckerSphereEvaluator(potential)
+    chosen = {}
+    for rho in (1.0, 5.5):
+        band = choose_band_limit(evaluator, positions, lmax=2, sphere_radius_A=rho, rng=np.random.default_rng(1))
+        got = potential_expansion(evaluator, positions, lmax=2, sphere_radius_A=rho, band_limit=band)
+        fine = potential_expansion(lambda p: evaluator(p), positions, lmax=2, sphere_radius_A=rho, band_limit=60)
+        assert np.abs(got - fine).max() <= 5 * BAND_TOLERANCE * np.abs(fine).max(), (rho, band)
+        chosen[rho] = band
+    assert chosen[1.0] < 2 + 16 < chosen[5.5], chosen

@@ -39,7 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--cutoff", type=float, default=6.0, help="neighbour cutoff of the density expansion, Å (default 6)")
     parser.add_argument("--n-radial", type=int, default=4, help="radial basis functions, 1..16 (default 4)")
     parser.add_argument("--sphere-radius", type=float, default=2.0, help="radius of the potential spheres, Å (default 2)")
-    parser.add_argument("--band-limit", type=int, help="degree of the sphere potential integrated exactly (default L+16)")
+    parser.add_argument("--band-limit", type=int, help="degree of the sphere potential integrated exactly, up to 64 "
+                        "(default: the smallest converging the expansion to 1e-13 for this potential)")
     parser.add_argument("--validation-atoms", type=int, default=64, help="atoms in the equivariance check, 0 = off (default 64)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the validation sample and rotation (default 0)")
     parser.add_argument("--device", choices=DEVICES, default="cpu",

@@ -27,7 +27,13 @@ from pipeline.backend import Array, backend_name, synchronize, to_host, xp_for_d
 from pipeline.descriptors.density_array import array_atom_density
 from pipeline.descriptors.density_cells import atom_density_from_cells, build_cells
 from pipeline.descriptors.products import PRODUCT_METHODS, ProductResult, all_products
-from pipeline.descriptors.projection import default_band_limit, pointwise_expansion, potential_expansion
+from pipeline.descriptors.projection import (
+    BAND_LIMIT_MAX,
+    choose_band_limit,
+    pointwise_expansion,
+    potential_expansion,
+    sphere_grid_size,
+)
 from pipeline.descriptors.validation import ValidationResult, validate
 from pipeline.devices import DEVICES
 from pipeline.electrostatics.short_range_cells import build_cell_list
@@ -68,7 +74,9 @@ class DescriptorParameters:
     sphere_radius_A : float
         Radius ρ of the potential spheres, Å.
     band_limit : int or None
-        Degree of the potential's sphere expansion integrated exactly (None: L + 16).
+        Degree of the potential's sphere expansion integrated exactly (None: the smallest that
+        converges it to 1e-13, chosen per potential by
+        :func:`~pipeline.descriptors.projection.choose_band_limit`).
     n_validation : int
         Atoms in the validation sample (0 disables the validation).
     seed : int
@@ -101,8 +109,8 @@ class DescriptorParameters:
             value = getattr(self, name)
             if not (np.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive finite length in Å, got {value!r}")
-        if self.band_limit is not None and not 0 <= int(self.band_limit) <= 64:
-            raise ValueError(f"band_limit must be in [0, 64], got {self.band_limit!r}")
+        if self.band_limit is not None and not 0 <= int(self.band_limit) <= BAND_LIMIT_MAX:
+            raise ValueError(f"band_limit must be in [0, {BAND_LIMIT_MAX}], got {self.band_limit!r}")
         if int(self.n_validation) < 0:
             raise ValueError(f"n_validation must be >= 0, got {self.n_validation!r}")
         if self.neighbour_method not in NEIGHBOUR_METHODS:
@@ -110,14 +118,8 @@ class DescriptorParameters:
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
 
-    @property
-    def effective_band_limit(self) -> int:
-        return default_band_limit(self.lmax) if self.band_limit is None else int(self.band_limit)
-
     def to_dict(self) -> dict:
-        out = asdict(self)
-        out["band_limit"] = self.effective_band_limit
-        return out
+        return asdict(self)
 
 
 @dataclass
@@ -133,12 +135,14 @@ class Descriptors:
     n_neighbours : (n_atoms,) int64, neighbours within the cutoff
     n_pairs : int
     validation : ValidationResult or None
-    timings_s : dict step → seconds (neighbours, density, potential, product_<method>, validation);
+    timings_s : dict step → seconds (band_limit, neighbours, density, potential, product_<method>, validation);
         with the cell routes "neighbours" is the sorting into cells (on a device, with the copy of
         the atoms there) and the search runs inside "density"; device steps are synchronised
     total_s : float
     backend : str
         Array backend of the features, ``"numpy"`` or ``"cupy"`` (the validation runs on NumPy).
+    band_limit : int
+        Band limit of the sphere expansion (``params.band_limit``, or the one chosen for the potential).
     """
 
     params: DescriptorParameters
@@ -151,6 +155,7 @@ class Descriptors:
     timings_s: dict[str, float]
     total_s: float
     backend: str = "numpy"
+    band_limit: int = 0
 
 
 def compute_descriptors(
@@ -210,13 +215,18 @@ def compute_descriptors(
 
         sources, source_charges = periodic_sources(positions_A, charges_e, np.asarray(cell, dtype=np.float64), p.cutoff_A)
         positions_A = np.ascontiguousarray(sources[:n_atoms])
+    t_band = time.perf_counter()
+    band_limit = int(p.band_limit) if p.band_limit is not None else choose_band_limit(
+        potential, positions_A, lmax=p.lmax, sphere_radius_A=p.sphere_radius_A, rng=np.random.default_rng(p.seed))
+    timings["band_limit"] = time.perf_counter() - t_band
+    t += timings["band_limit"]  # not part of the neighbour search
     xp = xp_for_device(p.device)
     backend = backend_name(xp)
     if backend != "numpy":
         if device_potential is None:
             raise ValueError(f"device {p.device!r} needs the potential on the device (device_potential)")
         density, n_neighbours, n_zero, potential_sh, products = _device_features(
-            xp, sources, source_charges, n_atoms, device_potential, p, methods, timings, started=t)
+            xp, sources, source_charges, n_atoms, device_potential, p, band_limit, methods, timings, started=t)
     else:
         if p.neighbour_method == "cells":
             cells = build_cells(sources, p.cutoff_A)
@@ -233,10 +243,13 @@ def compute_descriptors(
 
         t = time.perf_counter()
         potential_sh = potential_expansion(
-            potential, positions_A, lmax=p.lmax, sphere_radius_A=p.sphere_radius_A, band_limit=p.effective_band_limit
+            potential, positions_A, lmax=p.lmax, sphere_radius_A=p.sphere_radius_A, band_limit=band_limit
         )
         timings["potential"] = time.perf_counter() - t
         products = all_products(density, potential_sh, p.lmax, methods)
+    log.info("sphere potential: %d centres, rho=%.2f Å, L=%d, band limit %d (%s), grid %dx%d %.2fs", n_atoms,
+             p.sphere_radius_A, p.lmax, band_limit, "set" if p.band_limit is not None else "converged to 1e-13",
+             *sphere_grid_size(p.lmax, band_limit), timings["potential"])
     n_coincident = int(n_zero.sum())
     if n_coincident:
         log.warning("neighbours: dropped %d neighbour(s) at zero distance (coincident atoms, no direction)", n_coincident)
@@ -248,7 +261,7 @@ def compute_descriptors(
         validation = validate(
             sources, source_charges, potential, density, potential_sh, products, n_centres=n_atoms,
             lmax=p.lmax, cutoff_A=p.cutoff_A, n_radial=p.n_radial, sphere_radius_A=p.sphere_radius_A,
-            band_limit=p.effective_band_limit, n_sample=p.n_validation, rng=np.random.default_rng(p.seed),
+            band_limit=band_limit, n_sample=p.n_validation, rng=np.random.default_rng(p.seed),
             neighbour_method=p.neighbour_method,
         )
         timings["validation"] = validation.seconds
@@ -257,10 +270,11 @@ def compute_descriptors(
     return Descriptors(
         params=p, density=density, potential_sh=potential_sh, products=products, n_neighbours=n_neighbours.astype(np.int64),
         n_pairs=int(n_neighbours.sum() // 2), validation=validation, timings_s=timings, total_s=total, backend=backend,
+        band_limit=band_limit,
     )
 
 
-def _device_features(xp, sources, charges, n_atoms, device_potential, p, methods, timings, *, started):
+def _device_features(xp, sources, charges, n_atoms, device_potential, p, band_limit, methods, timings, *, started):
     """Density, neighbour and coincident counts, sphere potential and products on the device of ``xp``.
 
     The sources go to the device once and every feature comes back once, at the end (host
@@ -281,7 +295,7 @@ def _device_features(xp, sources, charges, n_atoms, device_potential, p, methods
     timings["density"] = time.perf_counter() - t
     t = time.perf_counter()
     potential_sh = pointwise_expansion(device_potential, sources_d[:n_atoms], lmax=p.lmax,
-                                       sphere_radius_A=p.sphere_radius_A, band_limit=p.effective_band_limit,
+                                       sphere_radius_A=p.sphere_radius_A, band_limit=band_limit,
                                        max_points=DEVICE_SPHERE_POINTS)
     synchronize(xp)
     timings["potential"] = time.perf_counter() - t

@@ -16,8 +16,8 @@ equivariance_error               (method,)                    1             rela
 equivariance_error_density       ()                           1             same for the density
 equivariance_error_potential     ()                           1             same for the potential expansion
 potential_projection_error       ()                           1             change with 2× band limit
-fourier_grid_difference          ()                           1             gaunt_fourier vs gaunt_grid
-gaunt_cg_difference              ()                           1             max over Gaunt methods
+fourier_grid_difference          ()                           1             gaunt_fourier vs gaunt_grid (sample)
+gaunt_cg_difference              ()                           1             max over Gaunt methods (sample)
 gaunt_cg_difference_by_method    (method,)                    1             NaN for cg
 time_total_s / time_product_s    () / (method,)               s             wall-clock times
 ===============================  ===========================  ============  ===============================
@@ -177,9 +177,9 @@ def descriptors_file_variables(descriptors: Descriptors, *,
         "potential_projection_error": ((), v.projection_error if v else nan, {
             **one, "long_name": "relative max change of the potential expansion with twice the band limit"}),
         "fourier_grid_difference": ((), v.fourier_grid_difference if v else nan, {
-            **one, "long_name": "relative max difference between gaunt_fourier and gaunt_grid products"}),
+            **one, "long_name": "relative max difference between gaunt_fourier and gaunt_grid products over the validation sample"}),
         "gaunt_cg_difference": ((), gaunt_cg_max, {
-            **one, "long_name": "relative max difference between Gaunt products and CG even paths times the Gaunt/CG factor"}),
+            **one, "long_name": "relative max difference between Gaunt products and CG even paths times the Gaunt/CG factor over the validation sample"}),
         "gaunt_cg_difference_by_method": (("method",), gaunt_cg, {
             **one, "long_name": "gaunt_cg_difference per Gaunt method (NaN for cg)"}),
         "time_total_s": ((), descriptors.total_s, {"units": "s", "long_name": "wall-clock time of the descriptor stage (before writing)"}),
@@ -206,14 +206,14 @@ def descriptors_file_variables(descriptors: Descriptors, *,
     if v is not None:
         indexes["validation_atom"] = (("validation_atom",), v.sample.astype(np.int64), {
             "units": "1", "long_name": "atoms of the validation sample"})
-    n_rings, n_azimuth = sphere_grid_size(p.lmax, p.effective_band_limit)
+    n_rings, n_azimuth = sphere_grid_size(p.lmax, descriptors.band_limit)
     params = p.to_dict()
     global_attrs: dict[str, Any] = dict(attrs or {})
     global_attrs.update(
         parameters=json.dumps(params, sort_keys=True),
         config_hash=config_hash(params),
         lmax=int(p.lmax), cutoff=float(p.cutoff_A), n_radial=int(p.n_radial), sphere_radius=float(p.sphere_radius_A),
-        band_limit=int(p.effective_band_limit), quadrature_grid=[int(n_rings), int(n_azimuth)],
+        band_limit=int(descriptors.band_limit), quadrature_grid=[int(n_rings), int(n_azimuth)],
         radial_basis=f"R_n(r) = exp(-(r - n*{width:g})^2 / (2*{width:g}^2)) * 0.5*(1 + cos(pi r / {p.cutoff_A:g})), r < cutoff (angstrom)",
         sh_convention="e3nn real spherical harmonics, polar axis +y, no Condon-Shortley phase, index l^2+l+m, integral normalisation",
         potential_part="long range of the range-separated potential (Chebyshev-Tucker), including every atom's self term",

@@ -12,6 +12,7 @@ frames: the output holds every frame's features.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 
@@ -67,6 +68,8 @@ def run_descriptors_frames(structure_path, trajectory, output, settings: Potenti
             potential, _, check, _ = build_checked(xp.asarray(frame.positions), charges, settings, cell=cell,
                                                    source=source)
             result = compute_descriptors(frame.positions, structure.charges, TuckerSphereEvaluator(potential), params)
+            if params.band_limit is None:  # the first frame's choice serves every frame: one quadrature for all
+                params = dataclasses.replace(params, band_limit=result.band_limit)
             dataset = descriptors_to_dataset(result, attrs={})
             dataset["frame_seconds"] = ((), time.perf_counter() - t0,
                                         {"units": "s", "long_name": "wall time of the frame (potential and descriptors)"})
