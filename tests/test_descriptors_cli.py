@@ -67,6 +67,8 @@ def test_cli_end_to_end(inputs):
     assert float(ds["equivariance_error"].max()) < 1e-10
     assert float(ds["fourier_grid_difference"]) < 1e-12
     assert float(ds["gaunt_cg_difference"]) < 1e-12
+    # float32 storage, computed straight into it: each value rounded once, ≤ 2⁻²⁴ of the largest
+    assert 0 < float(ds["stored_product_error"].min()) and float(ds["stored_product_error"].max()) <= 2.0**-24
     assert float(ds["time_total_s"]) > 0
     for step in ("neighbours", "density", "potential", "product_cg", "validation"):
         assert ds.attrs[f"time_{step}_s"] >= 0

@@ -168,6 +168,27 @@ def test_broadcasting_chunking_and_float32(rng, method):
 
 
 @pytest.mark.parametrize("method", METHODS)
+def test_out_receives_the_product_cast_chunk_by_chunk(rng, method):
+    x = rng.normal(size=(50, 3, 9))
+    y = rng.normal(size=(50, 1, 9))
+    full, irreps = tensor_product(x, y, method=method, lmax_out=2, chunk_size=7)
+    same = np.empty_like(full)
+    assert tensor_product(x, y, method=method, lmax_out=2, chunk_size=7, out=same)[0] is same
+    np.testing.assert_array_equal(same, full)  # bit for bit: the same chunks, copied
+    stored = np.empty(full.shape, dtype=np.float32)
+    tensor_product(x, y, method=method, lmax_out=2, chunk_size=7, out=stored)
+    np.testing.assert_array_equal(stored, full.astype(np.float32))  # each value rounded once
+    wide = np.full((50, 3, irreps.dim + 4), np.nan, dtype=np.float32)  # a last-axis slice of a wider array
+    tensor_product(x, y, method=method, lmax_out=2, out=wide[..., 2 : 2 + irreps.dim])
+    np.testing.assert_array_equal(wide[..., 2 : 2 + irreps.dim], full.astype(np.float32))
+    assert np.isnan(wide[..., :2]).all() and np.isnan(wide[..., 2 + irreps.dim :]).all()
+    with pytest.raises(ValueError, match="out must have shape"):
+        tensor_product(x, y, method=method, lmax_out=2, out=np.empty((50, 3, irreps.dim + 1)))
+    with pytest.raises(ValueError, match="without a copy"):
+        tensor_product(x, y, method=method, lmax_out=2, out=np.empty((3, 50, irreps.dim)).transpose(1, 0, 2))
+
+
+@pytest.mark.parametrize("method", METHODS)
 def test_threads_give_identical_results(rng, method):
     # chunks write disjoint rows with the same arithmetic as a serial run: equal bit for bit
     x, y = _pair(rng, 3, 2, batch=(101,), dtype=np.float32)

@@ -167,6 +167,7 @@ def compute_descriptors(
     methods: tuple[str, ...] = PRODUCT_METHODS,
     cell: np.ndarray | None = None,
     device_potential: Callable[[Array], Array] | None = None,
+    product_dtype: object = np.float64,
 ) -> Descriptors:
     """Every descriptor of every atom, plus the built-in validation.
 
@@ -188,6 +189,10 @@ def compute_descriptors(
         device array → (M,) e/Å on the device (e.g. the ``long_range`` of a potential read with
         ``xp=``). Required when ``params.device`` selects a device; ``potential`` then serves
         the validation only.
+    product_dtype : numpy dtype
+        Of the product features (float64 by default; the stage stores float32 and computes
+        them straight into it, chunk by chunk, with no float64 copy of all of them). The
+        validation compares them with their float64 recomputation at its sample.
 
     Returns
     -------
@@ -226,7 +231,8 @@ def compute_descriptors(
         if device_potential is None:
             raise ValueError(f"device {p.device!r} needs the potential on the device (device_potential)")
         density, n_neighbours, n_zero, potential_sh, products = _device_features(
-            xp, sources, source_charges, n_atoms, device_potential, p, band_limit, methods, timings, started=t)
+            xp, sources, source_charges, n_atoms, device_potential, p, band_limit, methods, product_dtype, timings,
+            started=t)
     else:
         if p.neighbour_method == "cells":
             cells = build_cells(sources, p.cutoff_A)
@@ -246,7 +252,7 @@ def compute_descriptors(
             potential, positions_A, lmax=p.lmax, sphere_radius_A=p.sphere_radius_A, band_limit=band_limit
         )
         timings["potential"] = time.perf_counter() - t
-        products = all_products(density, potential_sh, p.lmax, methods)
+        products = all_products(density, potential_sh, p.lmax, methods, dtype=product_dtype)
     log.info("sphere potential: %d centres, rho=%.2f Å, L=%d, band limit %d (%s), grid %dx%d %.2fs", n_atoms,
              p.sphere_radius_A, p.lmax, band_limit, "set" if p.band_limit is not None else "converged to 1e-13",
              *sphere_grid_size(p.lmax, band_limit), timings["potential"])
@@ -274,7 +280,8 @@ def compute_descriptors(
     )
 
 
-def _device_features(xp, sources, charges, n_atoms, device_potential, p, band_limit, methods, timings, *, started):
+def _device_features(xp, sources, charges, n_atoms, device_potential, p, band_limit, methods, product_dtype, timings, *,
+                     started):
     """Density, neighbour and coincident counts, sphere potential and products on the device of ``xp``.
 
     The sources go to the device once and every feature comes back once, at the end (host
@@ -299,7 +306,7 @@ def _device_features(xp, sources, charges, n_atoms, device_potential, p, band_li
                                        max_points=DEVICE_SPHERE_POINTS)
     synchronize(xp)
     timings["potential"] = time.perf_counter() - t
-    products = all_products(density, potential_sh, p.lmax, methods)
+    products = all_products(density, potential_sh, p.lmax, methods, dtype=product_dtype)
     products = [ProductResult(r.method, to_host(r.values), r.irreps, r.seconds) for r in products]
     return to_host(density), to_host(n_neighbours), to_host(n_zero), to_host(potential_sh), products
 

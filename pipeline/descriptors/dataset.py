@@ -19,6 +19,7 @@ potential_projection_error       ()                           1             chan
 fourier_grid_difference          ()                           1             gaunt_fourier vs gaunt_grid (sample)
 gaunt_cg_difference              ()                           1             max over Gaunt methods (sample)
 gaunt_cg_difference_by_method    (method,)                    1             NaN for cg
+stored_product_error             (method,)                    1             stored vs float64 (sample)
 time_total_s / time_product_s    () / (method,)               s             wall-clock times
 ===============================  ===========================  ============  ===============================
 
@@ -162,7 +163,7 @@ def descriptors_file_variables(descriptors: Descriptors, *,
             "units": POTENTIAL_UNITS,
             "long_name": "long-range potential on the sphere of radius rho around the atom, projected on Y_lm"}),
         **{f"product_{method_key(r.method)}": (("atom", "n", f"{method_key(r.method)}_feature"),
-                                                r.values.astype(PRODUCT_STORAGE_DTYPE), {
+                                                r.values.astype(PRODUCT_STORAGE_DTYPE, copy=False), {
             "units": PRODUCT_UNITS, "method": r.method,
             "long_name": f"{r.method} tensor product of the density (per n) and the potential expansion",
             "storage": "float32 rounding of float64 values; recompute in float64 from density and potential_expansion"})
@@ -180,6 +181,9 @@ def descriptors_file_variables(descriptors: Descriptors, *,
             **one, "long_name": "relative max difference between gaunt_fourier and gaunt_grid products over the validation sample"}),
         "gaunt_cg_difference": ((), gaunt_cg_max, {
             **one, "long_name": "relative max difference between Gaunt products and CG even paths times the Gaunt/CG factor over the validation sample"}),
+        "stored_product_error": (("method",), np.array([v.product_error.get(m, nan) if v else nan for m in methods]), {
+            **one, "long_name": "relative max difference of the stored products from their float64 recomputation "
+                                "over the validation sample"}),
         "gaunt_cg_difference_by_method": (("method",), gaunt_cg, {
             **one, "long_name": "gaunt_cg_difference per Gaunt method (NaN for cg)"}),
         "time_total_s": ((), descriptors.total_s, {"units": "s", "long_name": "wall-clock time of the descriptor stage (before writing)"}),

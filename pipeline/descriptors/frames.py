@@ -20,7 +20,7 @@ import xarray as xr
 
 from pipeline.backend import xp_for_device
 from pipeline.descriptors.compute import DescriptorParameters, compute_descriptors
-from pipeline.descriptors.dataset import descriptors_to_dataset
+from pipeline.descriptors.dataset import PRODUCT_STORAGE_DTYPE, descriptors_to_dataset
 from pipeline.descriptors.sphere_potential import TuckerSphereEvaluator
 from pipeline.electrostatics.settings import PotentialSettings
 from pipeline.electrostatics.stage import build_checked, cell_for_box
@@ -67,7 +67,8 @@ def run_descriptors_frames(structure_path, trajectory, output, settings: Potenti
                                  f"--periodic is {settings.periodic!r}; pass --periodic off")
             potential, _, check, _ = build_checked(xp.asarray(frame.positions), charges, settings, cell=cell,
                                                    source=source)
-            result = compute_descriptors(frame.positions, structure.charges, TuckerSphereEvaluator(potential), params)
+            result = compute_descriptors(frame.positions, structure.charges, TuckerSphereEvaluator(potential), params,
+                                         product_dtype=PRODUCT_STORAGE_DTYPE)
             if params.band_limit is None:  # the first frame's choice serves every frame: one quadrature for all
                 params = dataclasses.replace(params, band_limit=result.band_limit)
             dataset = descriptors_to_dataset(result, attrs={})

@@ -29,7 +29,8 @@ import numpy as np
 from pipeline.backend import namespace_of, synchronize
 from pipeline.equivariant.gaunt import gaunt_path_factor
 from pipeline.equivariant.irreps import Block, ProductIrreps
-from pipeline.equivariant.products import tensor_product
+from pipeline.equivariant.products import output_irreps, tensor_product
+from pipeline.equivariant.spherical_harmonics import lmax_of_dim
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,8 @@ def _concat_irreps(first: ProductIrreps, second: ProductIrreps) -> ProductIrreps
     return ProductIrreps(first.blocks + moved)
 
 
-def descriptor_product(density: np.ndarray, potential: np.ndarray, method: str, lmax_out: int) -> tuple[np.ndarray, ProductIrreps]:
+def descriptor_product(density: np.ndarray, potential: np.ndarray, method: str, lmax_out: int, *,
+                       dtype: object = None) -> tuple[np.ndarray, ProductIrreps]:
     """Product features of one method.
 
     Parameters
@@ -67,31 +69,52 @@ def descriptor_product(density: np.ndarray, potential: np.ndarray, method: str, 
     method : one of :data:`PRODUCT_METHODS`
     lmax_out : int
         Largest output degree.
+    dtype : numpy dtype, optional
+        Of the values (default: the inputs'). The products are computed in the inputs'
+        precision chunk by chunk and cast (float32 storage needs no float64 copy).
 
     Returns
     -------
-    values : (..., n_radial, dim) float64, e²/Å
+    values : (..., n_radial, dim) array of ``dtype``, e²/Å
     irreps : ProductIrreps
     """
-    y = potential[..., None, :]
-    if method == "gaunt_grid+vector_gaunt":
-        even, irreps_even = tensor_product(density, y, method="gaunt_grid", lmax_out=lmax_out, parity=INPUT_PARITY)
-        odd, irreps_odd = tensor_product(density, y, method="vector_gaunt", lmax_out=lmax_out, parity=INPUT_PARITY)
-        return namespace_of(even).concatenate([even, odd], axis=-1), _concat_irreps(irreps_even, irreps_odd)
     if method not in PRODUCT_METHODS:
         raise ValueError(f"unknown product method {method!r}; expected one of {', '.join(PRODUCT_METHODS)}")
-    return tensor_product(density, y, method=method, lmax_out=lmax_out, parity=INPUT_PARITY)
+    xp = namespace_of(density, potential)
+    y = potential[..., None, :]
+    dtype = density.dtype if dtype is None else np.dtype(dtype)
+    if method != "gaunt_grid+vector_gaunt":
+        out = None if dtype == density.dtype else xp.empty(_shape(density, y, method, lmax_out), dtype=dtype)
+        return tensor_product(density, y, method=method, lmax_out=lmax_out, parity=INPUT_PARITY, out=out)
+    irreps_even, irreps_odd = (_irreps(part, density, y, lmax_out) for part in ("gaunt_grid", "vector_gaunt"))
+    out = xp.empty((*np.broadcast_shapes(density.shape[:-1], y.shape[:-1]), irreps_even.dim + irreps_odd.dim), dtype=dtype)
+    tensor_product(density, y, method="gaunt_grid", lmax_out=lmax_out, parity=INPUT_PARITY, out=out[..., : irreps_even.dim])
+    tensor_product(density, y, method="vector_gaunt", lmax_out=lmax_out, parity=INPUT_PARITY, out=out[..., irreps_even.dim :])
+    return out, _concat_irreps(irreps_even, irreps_odd)
 
 
-def all_products(
-    density: np.ndarray, potential: np.ndarray, lmax_out: int, methods: tuple[str, ...] = PRODUCT_METHODS
-) -> list[ProductResult]:
-    """:func:`descriptor_product` for every method, timed (seconds of wall clock each, the device synchronised)."""
+def _irreps(method: str, density, y, lmax_out: int) -> ProductIrreps:
+    """Output irreps of one tensor-product method for these inputs."""
+    lmax1 = lmax_of_dim(density.shape[-1], name="density last axis")
+    lmax2 = lmax_of_dim(y.shape[-1], name="potential last axis")
+    return output_irreps(method, lmax1, lmax2, lmax_out, INPUT_PARITY)
+
+
+def _shape(density, y, method: str, lmax_out: int) -> tuple[int, ...]:
+    return (*np.broadcast_shapes(density.shape[:-1], y.shape[:-1]), _irreps(method, density, y, lmax_out).dim)
+
+
+def all_products(density: np.ndarray, potential: np.ndarray, lmax_out: int, methods: tuple[str, ...] = PRODUCT_METHODS, *,
+                 dtype: object = None) -> list[ProductResult]:
+    """:func:`descriptor_product` for every method (values of ``dtype``, default the inputs'), timed.
+
+    Seconds of wall clock each, the device synchronised.
+    """
     results = []
     xp = namespace_of(density, potential)
     for method in methods:
         start = time.perf_counter()
-        values, irreps = descriptor_product(density, potential, method, lmax_out)
+        values, irreps = descriptor_product(density, potential, method, lmax_out, dtype=dtype)
         synchronize(xp)
         seconds = time.perf_counter() - start
         log.info("product %s: irreps %s, %d values %.2fs", method, irreps, values.size, seconds)

@@ -19,7 +19,7 @@ import numpy as np
 
 from pipeline.backend import backend_name, xp_for_device
 from pipeline.descriptors.compute import DescriptorParameters, compute_descriptors, estimate_descriptor_bytes
-from pipeline.descriptors.dataset import descriptors_file_variables
+from pipeline.descriptors.dataset import PRODUCT_STORAGE_DTYPE, descriptors_file_variables
 from pipeline.descriptors.sphere_potential import sphere_evaluator
 from pipeline.electrostatics.potential_file import POTENTIAL_VARIABLES, potential_from_variables
 from pipeline.resources import check_memory
@@ -106,7 +106,8 @@ def run_descriptors(structure_path, potential_path, output, params: DescriptorPa
                                                                                         source=str(potential_path))
     # every sphere lies in the box (check_box above) or is wrapped into the cell: no check per batch
     result = compute_descriptors(structure.positions, structure.charges, sphere_evaluator(potential), params, cell=cell,
-                                 device_potential=partial(on_device.long_range, check=False))
+                                 device_potential=partial(on_device.long_range, check=False),
+                                 product_dtype=PRODUCT_STORAGE_DTYPE)
     result.timings_s = {"load": load_s, **result.timings_s}
     result.total_s = time.perf_counter() - start  # the stage: reading the inputs and computing
     variables, coordinates, attrs = descriptors_file_variables(

@@ -153,6 +153,7 @@ def tensor_product(
     parity: tuple[int, int] = (1, 1),
     chunk_size: int | None = None,
     threads: int | None = None,
+    out: Any = None,
 ) -> tuple[Any, ProductIrreps]:
     """Equivariant tensor product of two SH signals.
 
@@ -172,10 +173,16 @@ def tensor_product(
         CPU threads working on the chunks (default: the number of threads the BLAS library
         may use at the time of the call); ignored for device arrays. The result does not
         depend on it.
+    out : (..., irreps.dim) array, optional
+        Where to write the result (same backend and batch shape; any float dtype, e.g. float32
+        storage of float64 inputs, and any strides, e.g. a slice of a wider array). Each chunk
+        is computed in the inputs' dtype and then cast into it, so no full-size array of the
+        inputs' dtype is made.
 
     Returns
     -------
     out : (..., irreps.dim) array
+        ``out`` when given.
     irreps : ProductIrreps
 
     Raises
@@ -193,13 +200,24 @@ def tensor_product(
     y2 = xp.broadcast_to(y, (*batch, y.shape[-1])).reshape(-1, y.shape[-1])
     n_total = x2.shape[0]
     step = _chunk_size(plan, n_total, chunk_size, xp, x.dtype.itemsize)
-    out = xp.empty((n_total, irreps.dim), dtype=x.dtype)
+    if out is None:
+        result = xp.empty((n_total, irreps.dim), dtype=x.dtype)
 
-    def body(sl: slice, ws: Any) -> None:
-        plan.forward(x2[sl], y2[sl], ws=ws, out=out[sl])
+        def body(sl: slice, ws: Any) -> None:
+            plan.forward(x2[sl], y2[sl], ws=ws, out=result[sl])
+    else:
+        if tuple(out.shape) != (*batch, irreps.dim):
+            raise ValueError(f"out must have shape {(*batch, irreps.dim)}, got {tuple(out.shape)}")
+        target = out.reshape(n_total, irreps.dim)
+        if not xp.may_share_memory(target, out):
+            raise ValueError("out's leading axes must merge into one without a copy (e.g. an array or a last-axis slice of one)")
+
+        def body(sl: slice, ws: Any) -> None:
+            chunk = ws.get("tensor_product_out", (sl.stop - sl.start, irreps.dim))
+            target[sl] = plan.forward(x2[sl], y2[sl], ws=ws, out=chunk)
 
     run_chunks(n_total, step, body, xp=xp, dtype=x.dtype, threads=threads)
-    return out.reshape(*batch, irreps.dim), irreps
+    return (result.reshape(*batch, irreps.dim) if out is None else out), irreps
 
 
 def tensor_product_vjp(
