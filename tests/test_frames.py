@@ -252,6 +252,28 @@ def test_periodic_frames_use_their_own_box(tmp_path):
     assert np.array_equal(read_netcdf(tmp_path / "frame1_potential.nc")["potential"].values, ds["potential"].values[1])
 
 
+def test_descriptors_frames_take_the_device_route_with_the_potential(adk_record, tmp_path, monkeypatch):
+    """With the compute module's backend answering "array" (CuPy's code on NumPy arrays), descriptors-frames
+    hands the frame's potential to the device route: same features as the CPU route, the backend recorded."""
+    import importlib
+
+    from pipeline.descriptors.compute import DescriptorParameters
+    from pipeline.descriptors.frames import run_descriptors_frames
+
+    params = DescriptorParameters(lmax=1, n_radial=2, n_validation=8)
+    cpu, dev = tmp_path / "cpu.nc", tmp_path / "dev.nc"
+    run_descriptors_frames(adk_record, DCD, cpu, SETTINGS, params, frames=FrameSelection(30, 32))
+    monkeypatch.setattr(importlib.import_module("pipeline.descriptors.compute"), "backend_name", lambda xp: "array")
+    run_descriptors_frames(adk_record, DCD, dev, SETTINGS, params, frames=FrameSelection(30, 32))
+    a, b = read_netcdf(cpu), read_netcdf(dev)
+    assert a.attrs["backend"] == "numpy" and b.attrs["backend"] == "array"
+    assert a.attrs["band_limit"] == b.attrs["band_limit"]
+    for name in ("density", "potential_expansion"):
+        assert np.abs(b[name].values - a[name].values).max() <= 1e-10 * np.abs(a[name].values).max(), name
+    for name in [v for v in a.data_vars if v.startswith("product_")]:  # float32 storage: one rounding apart at most
+        assert np.abs(b[name].values - a[name].values).max() <= 2.0**-23 * np.abs(a[name].values).max(), name
+
+
 def test_descriptors_of_a_frame_equal_the_descriptors_stage(adk_record, tmp_path):
     """descriptors-frames on frame 30 = `potential` + `descriptors` on a record holding frame 30 (same numbers)."""
     from pipeline.cli import main

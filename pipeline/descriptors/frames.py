@@ -7,7 +7,10 @@ descriptors stage (:func:`~pipeline.descriptors.compute.compute_descriptors` wit
 :class:`~pipeline.descriptors.sphere_potential.TuckerSphereEvaluator`). The per-frame Datasets of
 :func:`~pipeline.descriptors.dataset.descriptors_to_dataset` are stacked along ``frame`` (the
 frame index in the trajectory) with a ``time`` coordinate in ps. Meant for a chosen selection of
-frames: the output holds every frame's features.
+frames: the output holds every frame's features. The features are computed on the potential's
+device (``--device``): on a GPU the frame's potential stays there and serves the sphere
+potential directly. The sphere expansion's band limit is chosen on the first frame and kept for
+the others.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from functools import partial
 
 import xarray as xr
 
@@ -51,6 +55,7 @@ def run_descriptors_frames(structure_path, trajectory, output, settings: Potenti
     structure = load_structure(structure_path)
     topology = topology or topology_of(structure.attrs, structure_path)
     xp = xp_for_device(settings.device)
+    params = dataclasses.replace(params, device=settings.device)  # the features on the potential's device
     charges = xp.asarray(structure.charges)
     parts = []
     with Trajectory(topology, trajectory, trajectory_format=trajectory_format) as traj:
@@ -67,7 +72,9 @@ def run_descriptors_frames(structure_path, trajectory, output, settings: Potenti
                                  f"--periodic is {settings.periodic!r}; pass --periodic off")
             potential, _, check, _ = build_checked(xp.asarray(frame.positions), charges, settings, cell=cell,
                                                    source=source)
+            # the spheres lie in the box (radius ≤ padding, checked above): no check per batch on the device
             result = compute_descriptors(frame.positions, structure.charges, TuckerSphereEvaluator(potential), params,
+                                         device_potential=partial(potential.long_range, check=False),
                                          product_dtype=PRODUCT_STORAGE_DTYPE)
             if params.band_limit is None:  # the first frame's choice serves every frame: one quadrature for all
                 params = dataclasses.replace(params, band_limit=result.band_limit)
