@@ -41,6 +41,22 @@ def blas_threads(controller) -> int:
     return max(counts, default=1)
 
 
+def worker_threads(threads: int | None, xp: Any) -> int:
+    """Threads :func:`run_chunks` would use for ``threads`` (None: the BLAS thread limit) on ``xp``.
+
+    1 for device arrays and without threadpoolctl, where the chunks run serially.
+    """
+    if backend_name(xp) != "numpy":
+        return 1
+    if threads is not None:
+        return max(1, int(threads))
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return 1
+    return blas_threads(_controller(ThreadpoolController))
+
+
 def chunk_starts(n_total: int, step: int, threads: int, align: int = 1) -> list[int]:
     """First rows of the chunks: at most ``step`` rows each, equal sizes up to one row, and a
     multiple of ``threads`` chunks when the batch allows it (so the threads get equal work).
