@@ -253,6 +253,15 @@ def _existing(path: str | os.PathLike) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def _readable(path: Path) -> Iterator[None]:
+    """Turn a reader's OSError or ValueError into one ValueError naming ``path``."""
+    try:
+        yield
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: not a readable netCDF file ({exc})") from exc
+
+
 def read_variables(path: str | os.PathLike, names: Sequence[str]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """The named variables that a netCDF file has, as NumPy arrays, and its global attributes, without xarray.
 
@@ -268,13 +277,10 @@ def read_variables(path: str | os.PathLike, names: Sequence[str]) -> tuple[dict[
     import netCDF4
 
     path = _existing(path)
-    try:
-        with netCDF4.Dataset(path) as dataset:
-            dataset.set_auto_mask(False)
-            values = {name: np.asarray(dataset.variables[name][...]) for name in names if name in dataset.variables}
-            attrs = {key: dataset.getncattr(key) for key in dataset.ncattrs()}
-    except OSError as exc:
-        raise ValueError(f"{path}: not a readable netCDF file ({exc})") from exc
+    with _readable(path), netCDF4.Dataset(path) as dataset:
+        dataset.set_auto_mask(False)
+        values = {name: np.asarray(dataset.variables[name][...]) for name in names if name in dataset.variables}
+        attrs = {key: dataset.getncattr(key) for key in dataset.ncattrs()}
     return values, attrs
 
 
@@ -294,13 +300,10 @@ def read_netcdf(path: str | os.PathLike, variables: Sequence[str] | None = None)
     import xarray as xr
 
     path = _existing(path)
-    try:
-        with xr.open_dataset(path, engine="netcdf4") as dataset:
-            if variables is not None:
-                dataset = dataset[[name for name in variables if name in dataset]]
-            return dataset.load()
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{path}: not a readable netCDF file ({exc})") from exc
+    with _readable(path), xr.open_dataset(path, engine="netcdf4") as dataset:
+        if variables is not None:
+            dataset = dataset[[name for name in variables if name in dataset]]
+        return dataset.load()
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import sys
 from collections import Counter
 from functools import partial
 
 import numpy as np
 import pytest
 
-from pipeline import backend
 from pipeline.cli import main
 from pipeline.descriptors.compute import DescriptorParameters, compute_descriptors
 from pipeline.descriptors.density_array import array_atom_density
@@ -28,6 +26,7 @@ from pipeline.descriptors.sphere_potential import sphere_evaluator
 from pipeline.electrostatics import build_potential
 from pipeline.electrostatics.periodic import periodic_sources
 from pipeline.storage import read_netcdf
+from tests.conftest import count_host_transfers
 from tests.test_descriptors_density_cells import sources_reference
 
 #: Relative tolerance of the density against the compiled kernel and the double loop: the same
@@ -162,18 +161,7 @@ def test_parameters_check_the_device():
 def counted(monkeypatch):
     """A Counter of ``to_host`` calls by calling function, with the descriptors on the array route."""
     as_array_route(monkeypatch, "pipeline.descriptors.compute")
-    counter = Counter()
-    original = backend.to_host
-
-    def counting(array):
-        frame = sys._getframe(1)
-        counter[f"{frame.f_globals['__name__'].rsplit('.', 1)[-1]}.{frame.f_code.co_name}"] += 1
-        return original(array)
-
-    for name, module in list(sys.modules.items()):
-        if name.startswith("pipeline") and getattr(module, "to_host", None) is original:
-            monkeypatch.setattr(module, "to_host", counting)
-    return counter
+    return count_host_transfers(monkeypatch)
 
 
 def test_no_transfers_inside_chunk_loops(cloud_and_potential, counted, monkeypatch):

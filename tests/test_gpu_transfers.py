@@ -9,16 +9,15 @@ runs many times: equal counts mean that no transfer sits inside a chunk loop.
 from __future__ import annotations
 
 import importlib
-import sys
 from collections import Counter
 
 import numpy as np
 import pytest
 
-from pipeline import backend
 from pipeline.electrostatics import build_potential
 from pipeline.electrostatics.direct import direct_potential
 from pipeline.equivariant.products import tensor_product, tensor_product_vjp
+from tests.conftest import count_host_transfers
 
 ARRAY_MODULES = ("gridding", "short_range", "long_range", "tucker", "direct", "potential", "blas")
 
@@ -28,18 +27,7 @@ def counted(monkeypatch):
     """A Counter of ``to_host`` calls by calling function, on the array (CuPy) code paths."""
     for name in ARRAY_MODULES:
         monkeypatch.setattr(importlib.import_module(f"pipeline.electrostatics.{name}"), "backend_name", lambda xp: "array")
-    counter = Counter()
-    original = backend.to_host
-
-    def counting(array):
-        frame = sys._getframe(1)
-        counter[f"{frame.f_globals['__name__'].rsplit('.', 1)[-1]}.{frame.f_code.co_name}"] += 1
-        return original(array)
-
-    for name, module in list(sys.modules.items()):
-        if name.startswith("pipeline") and getattr(module, "to_host", None) is original:
-            monkeypatch.setattr(module, "to_host", counting)
-    return counter
+    return count_host_transfers(monkeypatch)
 
 
 def _stages(pos, q, rng):
