@@ -139,10 +139,10 @@ class Descriptors:
         with the cell routes "neighbours" is the sorting into cells (on a device, with the copy of
         the atoms there) and the search runs inside "density"; device steps are synchronised
     total_s : float
-    backend : str
-        Array backend of the features, ``"numpy"`` or ``"cupy"`` (the validation runs on NumPy).
     band_limit : int
         Band limit of the sphere expansion (``params.band_limit``, or the one chosen for the potential).
+    backend : str
+        Array backend of the features, ``"numpy"`` or ``"cupy"`` (the validation runs on NumPy).
     """
 
     params: DescriptorParameters
@@ -154,8 +154,8 @@ class Descriptors:
     validation: ValidationResult | None
     timings_s: dict[str, float]
     total_s: float
+    band_limit: int
     backend: str = "numpy"
-    band_limit: int = 0
 
 
 def compute_descriptors(
@@ -212,6 +212,11 @@ def compute_descriptors(
     timings: dict[str, float] = {}
     p = params
 
+    t = time.perf_counter()  # a periodic potential wraps the sphere points itself: the atoms as given serve
+    band_limit = int(p.band_limit) if p.band_limit is not None else choose_band_limit(
+        potential, positions_A, lmax=p.lmax, sphere_radius_A=p.sphere_radius_A, rng=np.random.default_rng(p.seed))
+    timings["band_limit"] = time.perf_counter() - t
+
     t = time.perf_counter()
     if cell is None:
         sources, source_charges = positions_A, charges_e
@@ -220,11 +225,6 @@ def compute_descriptors(
 
         sources, source_charges = periodic_sources(positions_A, charges_e, np.asarray(cell, dtype=np.float64), p.cutoff_A)
         positions_A = np.ascontiguousarray(sources[:n_atoms])
-    t_band = time.perf_counter()
-    band_limit = int(p.band_limit) if p.band_limit is not None else choose_band_limit(
-        potential, positions_A, lmax=p.lmax, sphere_radius_A=p.sphere_radius_A, rng=np.random.default_rng(p.seed))
-    timings["band_limit"] = time.perf_counter() - t_band
-    t += timings["band_limit"]  # not part of the neighbour search
     xp = xp_for_device(p.device)
     backend = backend_name(xp)
     if backend != "numpy":

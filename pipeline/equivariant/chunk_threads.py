@@ -108,7 +108,7 @@ def run_chunks(n_total: int, step: int, body: ChunkBody, *, xp: Any, dtype: Any,
             body(slice(lo, min(lo + step, n_total)), ws)
         return
     controller = _controller(ThreadpoolController)
-    n_threads = blas_threads(controller) if threads is None else int(threads)
+    n_threads = worker_threads(threads, xp)
     starts = chunk_starts(n_total, step, n_threads, align)
     stops = starts[1:] + [n_total]
     n_workers = min(n_threads, len(starts))
