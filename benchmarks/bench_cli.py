@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -56,12 +57,16 @@ def write_record(path: Path, positions: np.ndarray, charges: np.ndarray, structu
     write_netcdf(structure_to_dataset(Structure(positions=positions, charges=charges, attrs=attrs)), path)
 
 
-def timed(cmd: list[str], cwd: Path) -> float:
+def timed(cmd: list[str], cwd: Path, env: dict | None = None) -> tuple[float, float]:
+    """Wall and CPU (user + system, all threads) seconds of one process; its stderr tail on failure."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
-    return time.perf_counter() - start
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def main() -> int:
@@ -85,9 +90,9 @@ def main() -> int:
         timed(ours_cmd, work)  # the first run may compile the kernels into the cache
         ours, peer, start_up = [], [], []
         for _ in range(args.repeats):
-            ours.append(timed(ours_cmd, work))
-            peer.append(timed(peer_cmd, work))
-            start_up.append(timed(help_cmd, work))
+            ours.append(timed(ours_cmd, work)[0])
+            peer.append(timed(peer_cmd, work)[0])
+            start_up.append(timed(help_cmd, work)[0])
         idx = np.sort(rng.choice(args.atoms, size=min(args.check, args.atoms), replace=False))
         ref = direct_potential(pos[idx], pos, q)
         with xr.open_dataset(work / "p.nc") as p, xr.open_dataset(work / "f.nc") as f:

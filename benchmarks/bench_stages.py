@@ -31,30 +31,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-from bench_cli import protein_cloud, write_record
+from bench_cli import protein_cloud, timed, write_record
 from pipeline.storage import read_netcdf
-
-
-def timed(cmd: list[str], cwd: Path, env: dict | None = None) -> tuple[float, float]:
-    """Wall and CPU (user + system, all threads) seconds of one process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def product_variables(descriptors) -> list[str]:
