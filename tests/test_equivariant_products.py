@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +22,7 @@ from pipeline.equivariant.wigner import parity_signs, random_rotations, wigner_D
 from tests.conftest import requires_gpu
 
 GAUNT_METHODS = ("gaunt_grid", "gaunt_fourier")
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _pair(rng, lmax1, lmax2, batch=(5,), dtype=np.float64):
@@ -199,6 +205,64 @@ def test_threads_give_identical_results(rng, method):
     for a, b in zip(tensor_product_vjp(x, y, g, method=method, chunk_size=7, threads=1),
                     tensor_product_vjp(x, y, g, method=method, chunk_size=7, threads=3)):
         assert np.array_equal(a, b)
+
+
+RING_METHODS = ("gaunt_grid", "gaunt_fourier", "vector_gaunt")
+
+
+@pytest.mark.parametrize("method", RING_METHODS)
+@pytest.mark.parametrize(("lmax1", "lmax2", "lmax_out"), [(0, 0, 0), (1, 1, 2), (3, 0, 3), (4, 2, 3), (6, 3, 0), (5, 5, 10)])
+@pytest.mark.parametrize(("dtype", "tol"), [(np.float64, 1e-15), (np.float32, 2e-7)])  # measured: 1.4e-16 and 0
+def test_compiled_route_equals_array_api_route(rng, monkeypatch, method, lmax1, lmax2, lmax_out, dtype, tol):
+    # the one-call compiled chunks (NumPy) against the array-API expressions the CuPy route runs
+    x, y = _pair(rng, lmax1, lmax2, batch=(37,), dtype=dtype)
+    out, irreps = tensor_product(x, y, method=method, lmax_out=lmax_out, chunk_size=16)
+    g = rng.normal(size=out.shape).astype(dtype)
+    grads = tensor_product_vjp(x, y, g, method=method, lmax_out=lmax_out, chunk_size=16)
+    from pipeline.equivariant import gaunt_products, ring_transform
+
+    for module in (gaunt_products, ring_transform):
+        monkeypatch.setattr(module, "compiled_route", lambda array: False)
+    ref, _ = tensor_product(x, y, method=method, lmax_out=lmax_out, chunk_size=16)
+    ref_grads = tensor_product_vjp(x, y, g, method=method, lmax_out=lmax_out, chunk_size=16)
+    # relative to the largest value, at least 1 (inputs are O(1); a vector Gaunt product with a
+    # degree-0 signal is zero up to rounding)
+    for a, b in ((out, ref), *zip(grads, ref_grads)):
+        assert np.abs(a - b).max() < tol * max(np.abs(b).max(), 1.0)
+    monkeypatch.undo()
+    # inputs and outputs of any layout: a Fortran-ordered x, a strided out
+    plan = gaunt_products.GridGauntPlan(lmax1, lmax2, lmax_out, xp=np, dtype=dtype) if method == "gaunt_grid" else None
+    if plan is not None:
+        wide = np.zeros((37, irreps.dim + 3), dtype=dtype)
+        assert plan.forward(np.asfortranarray(x), y, out=wide[:, 1 : 1 + irreps.dim]) is not None
+        np.testing.assert_array_equal(wide[:, 1 : 1 + irreps.dim], plan.forward(x, y))
+        assert not wide[:, 0].any() and not wide[:, 1 + irreps.dim :].any()
+
+
+def test_every_blas_is_limited_to_one_thread_inside_chunks():
+    # numba's np.dot calls the BLAS that SciPy ships, NumPy's matmul its own: the chunk threads
+    # must limit both, so the threadpoolctl controller has to see SciPy's BLAS (loaded at import)
+    script = """
+import json, numpy as np
+from threadpoolctl import threadpool_info
+from pipeline.equivariant import chunk_threads, products
+seen = []
+original = chunk_threads.Workspace
+class Spy(original):
+    def get(self, name, shape):
+        seen.append([(i["filepath"], i["num_threads"]) for i in threadpool_info() if i["user_api"] == "blas"])
+        return super().get(name, shape)
+chunk_threads.Workspace = Spy
+x = np.random.default_rng(0).normal(size=(64, 16))
+products.tensor_product(x, x, method="gaunt_grid", chunk_size=8, threads=2)
+print(json.dumps(seen))
+"""
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "2", "OMP_NUM_THREADS": "2"}
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=REPO, check=True)
+    seen = json.loads(run.stdout.strip().splitlines()[-1])
+    libraries = {path for snapshot in seen for path, _ in snapshot}
+    assert len(libraries) >= 2  # NumPy's and SciPy's OpenBLAS
+    assert seen and all(threads == 1 for snapshot in seen for _, threads in snapshot)
 
 
 def test_chunk_starts_give_every_thread_work():

@@ -1,8 +1,10 @@
 """Run the chunks of a batched tensor product on several threads, BLAS on one thread per chunk.
 
-The product kernels are sequences of small GEMMs and element-wise NumPy operations on a
-chunk of the batch; both release the GIL, so chunks run in parallel in a thread pool. Inside
-the pool the BLAS library is limited to one thread: a multi-threaded BLAS on the small GEMMs
+A chunk of a product is small GEMMs and element-wise steps that hold no GIL (one compiled
+call per chunk for the Gaunt-type products, :mod:`pipeline.equivariant.chunk_kernels`;
+NumPy calls for ``cg``), so chunks run in parallel in a thread pool. Inside the pool every
+loaded BLAS library (NumPy's, and the one SciPy ships that compiled code calls) is limited to
+one thread: a multi-threaded BLAS on the small GEMMs
 of one chunk spends more time synchronising than computing, and several chunks each asking
 for every core oversubscribe the machine (measured: a second BLAS thread made ``gaunt_grid``
 at L = 6 slower, not faster).

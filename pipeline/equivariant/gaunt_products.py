@@ -32,8 +32,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import numpy as np
+
+from pipeline.equivariant import chunk_kernels
 from pipeline.equivariant.fourier import HalfTorusTransform, half_torus_size
-from pipeline.equivariant.ring_transform import RingTransform, Workspace
+from pipeline.equivariant.ring_transform import RingTransform, Workspace, compiled_route
 from pipeline.equivariant.s2grid import S2Grid, minimal_grid
 
 log = logging.getLogger(__name__)
@@ -50,6 +53,15 @@ class _ProductOnRings:
     def forward(self, x: Any, y: Any, *, ws: Workspace | None = None, out: Any = None) -> Any:
         """x (B, (L1+1)²), y (B, (L2+1)²) → (B, (Lout+1)²), written to ``out`` if given."""
         t = self.transform
+        if compiled_route(x):
+            ws = ws or Workspace(np, t.dtype)
+            result = _c_contiguous_out(out, (x.shape[0], (self.lmax_out + 1) ** 2), t.dtype)
+            chunk_kernels.gaunt_forward(
+                np.ascontiguousarray(x), np.ascontiguousarray(y), t.compiled_synthesis(self.lmax1), t.compiled_synthesis(self.lmax2),
+                t.compiled_analysis(self.lmax_out), *self._buffers(ws, x.shape[0]), ws.get("values_x", self._grid_shape(x.shape[0])),
+                ws.get("values_y", self._grid_shape(x.shape[0])), result,
+            )
+            return _copy_back(result, out)
         vx = t.synthesize(t.to_slots(x, self.lmax1, ws=ws), self.lmax1, ws=ws, name="values_x")
         vy = t.synthesize(t.to_slots(y, self.lmax2, ws=ws), self.lmax2, ws=ws, name="values_y")
         return t.from_slots(t.analyze(t.multiply(vx, vy, ws=ws, overwrite=True), self.lmax_out, ws=ws), self.lmax_out, out=out)
@@ -58,12 +70,33 @@ class _ProductOnRings:
         """(grad_x, grad_y) by the symmetry of G: G-products of (y, grad_out) and (grad_out, x)."""
         t = self.transform
         out_x, out_y = out if out is not None else (None, None)
+        if compiled_route(x):
+            ws = ws or Workspace(np, t.dtype)
+            batch = x.shape[0]
+            grad_x = _c_contiguous_out(out_x, (batch, (self.lmax1 + 1) ** 2), t.dtype)
+            grad_y = _c_contiguous_out(out_y, (batch, (self.lmax2 + 1) ** 2), t.dtype)
+            chunk_kernels.gaunt_vjp(
+                np.ascontiguousarray(x), np.ascontiguousarray(y), np.ascontiguousarray(grad_out), t.compiled_synthesis(self.lmax1),
+                t.compiled_synthesis(self.lmax2), t.compiled_synthesis(self.lmax_out), t.compiled_analysis(self.lmax1),
+                t.compiled_analysis(self.lmax2), *self._buffers(ws, batch), ws.get("values_g", self._grid_shape(batch)),
+                ws.get("values_p", self._grid_shape(batch)), grad_x, grad_y,
+            )
+            return _copy_back(grad_x, out_x), _copy_back(grad_y, out_y)
         gs = t.synthesize(t.to_slots(grad_out, self.lmax_out, ws=ws), self.lmax_out, ws=ws, name="values_g")
         vy = t.synthesize(t.to_slots(y, self.lmax2, ws=ws), self.lmax2, ws=ws, name="values_p")
         grad_x = t.from_slots(t.analyze(t.multiply(vy, gs, ws=ws, overwrite=True), self.lmax1, ws=ws), self.lmax1, out=out_x)
         vx = t.synthesize(t.to_slots(x, self.lmax1, ws=ws), self.lmax1, ws=ws, name="values_p")
         grad_y = t.from_slots(t.analyze(t.multiply(vx, gs, ws=ws, overwrite=True), self.lmax2, ws=ws), self.lmax2, out=out_y)
         return grad_x, grad_y
+
+    def _grid_shape(self, batch: int) -> tuple[int, int, int, int]:
+        """Shape of folded values (2, n_fold, n_rings, B)."""
+        return (2, self.transform.n_fold, self.transform.n_rings, batch)
+
+    def _buffers(self, ws: Workspace, batch: int) -> tuple[Any, Any]:
+        """Flat slot and scratch buffers of the compiled kernels, large enough for every degree of the product."""
+        n_deg = max(self.lmax1, self.lmax2, self.lmax_out) + 1
+        return ws.get("slots", (2 * n_deg * n_deg * batch,)), ws.get("scratch", (2 * n_deg * self.transform.n_rings * batch,))
 
     @property
     def grid_size(self) -> int:
@@ -78,6 +111,21 @@ class _ProductOnRings:
         if backward:
             return synth(self.lmax_out) + synth(self.lmax1) + synth(self.lmax2) + 2 * grid + anal(self.lmax1) + anal(self.lmax2)
         return synth(self.lmax1) + synth(self.lmax2) + grid + anal(self.lmax_out)
+
+
+def _c_contiguous_out(out: Any, shape: tuple[int, int], dtype: Any) -> np.ndarray:
+    """``out`` when the compiled kernels can write it directly (C-contiguous, of the working dtype), else a new array."""
+    if out is not None and out.flags.c_contiguous and out.dtype == dtype:
+        return out
+    return np.empty(shape, dtype=dtype)
+
+
+def _copy_back(result: np.ndarray, out: Any) -> np.ndarray:
+    """``result``, copied into ``out`` when ``out`` was given but could not be written directly."""
+    if out is None or out is result:
+        return result
+    out[...] = result
+    return out
 
 
 class GridGauntPlan(_ProductOnRings):
@@ -129,13 +177,45 @@ class VectorGauntPlan:
         values -= t.multiply(a[1], b[0], ws=ws, name="bracket_2")
         return t.from_slots(t.analyze(values, lmax, ws=ws), lmax, out=out)
 
+    def _gradient_tables(self, lmax: int) -> tuple:
+        """Tables of the compiled surface gradient: (slot rows, ∂β synthesis, (1/sin β)·∂α synthesis)."""
+        t = self.transform
+        rows, dbeta = t.compiled_synthesis(lmax, "dbeta")
+        return rows, dbeta, t.compiled_synthesis(lmax, "over_sin", trig="dalpha")[1]
+
+    def _compiled_buffers(self, ws: Workspace, batch: int, n_grids: int) -> tuple[Any, Any, Any]:
+        """Flat slot and scratch buffers and ``n_grids`` folded grids (n_grids, 2, n_fold, n_rings, B)."""
+        t = self.transform
+        n_deg = max(self.lmax1, self.lmax2, self.lmax_out) + 1
+        return (ws.get("slots", (2 * n_deg * n_deg * batch,)), ws.get("scratch", (2 * n_deg * t.n_rings * batch,)),
+                ws.get("grids", (n_grids, 2, t.n_fold, t.n_rings, batch)))
+
     def forward(self, x: Any, y: Any, *, ws: Workspace | None = None, out: Any = None) -> Any:
         """x (B, (L1+1)²), y (B, (L2+1)²) → (B, (Lout+1)²), written to ``out`` if given."""
+        if compiled_route(x):
+            ws = ws or Workspace(np, self.transform.dtype)
+            result = _c_contiguous_out(out, (x.shape[0], (self.lmax_out + 1) ** 2), self.transform.dtype)
+            chunk_kernels.vector_gaunt_forward(
+                np.ascontiguousarray(x), np.ascontiguousarray(y), self._gradient_tables(self.lmax1), self._gradient_tables(self.lmax2),
+                self.transform.compiled_analysis(self.lmax_out), *self._compiled_buffers(ws, x.shape[0], 5), result,
+            )
+            return _copy_back(result, out)
         return self._bracket(self._gradient(x, self.lmax1, ws, "x"), self._gradient(y, self.lmax2, ws, "y"), self.lmax_out, ws, out)
 
     def vjp(self, x: Any, y: Any, grad_out: Any, *, ws: Workspace | None = None, out: tuple[Any, Any] | None = None) -> tuple[Any, Any]:
         """(grad_x, grad_y) by the cyclic symmetry of V."""
         out_x, out_y = out if out is not None else (None, None)
+        if compiled_route(x):
+            t, batch = self.transform, x.shape[0]
+            ws = ws or Workspace(np, t.dtype)
+            grad_x = _c_contiguous_out(out_x, (batch, (self.lmax1 + 1) ** 2), t.dtype)
+            grad_y = _c_contiguous_out(out_y, (batch, (self.lmax2 + 1) ** 2), t.dtype)
+            chunk_kernels.vector_gaunt_vjp(
+                np.ascontiguousarray(x), np.ascontiguousarray(y), np.ascontiguousarray(grad_out), self._gradient_tables(self.lmax1),
+                self._gradient_tables(self.lmax2), self._gradient_tables(self.lmax_out), t.compiled_analysis(self.lmax1),
+                t.compiled_analysis(self.lmax2), *self._compiled_buffers(ws, batch, 7), grad_x, grad_y,
+            )
+            return _copy_back(grad_x, out_x), _copy_back(grad_y, out_y)
         gx, gy, gg = self._gradient(x, self.lmax1, ws, "x"), self._gradient(y, self.lmax2, ws, "y"), self._gradient(grad_out, self.lmax_out, ws, "g")
         return self._bracket(gy, gg, self.lmax1, ws, out_x), self._bracket(gg, gx, self.lmax2, ws, out_y)
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from pipeline.backend import backend_name, get_xp, namespace_of
 from pipeline.equivariant.cg_product import CGPlan
-from pipeline.equivariant.chunk_threads import run_chunks, worker_threads
+from pipeline.equivariant.chunk_threads import run_chunks
 from pipeline.equivariant.gaunt_products import FourierGauntPlan, GridGauntPlan, VectorGauntPlan
 from pipeline.equivariant.irreps import Block, ProductIrreps, path_parity
 from pipeline.equivariant.spherical_harmonics import lmax_of_dim
@@ -43,16 +43,13 @@ METHODS = ("cg", "gaunt_fourier", "gaunt_grid", "vector_gaunt")
 #: Largest number of CG outer-product values (elements) held per chunk.
 DEFAULT_CHUNK_ELEMENTS = 2**23
 #: Bytes of one grid array per chunk of the Gaunt-type products: small enough that the
-#: chunk's grid arrays stay in cache between the GEMM stages (one thread, batch 10⁴, gaunt_grid:
-#: 2**19 was fastest or within 6% of it for L = 3, 6, 10 against 2**18 and 2**20; 8.3 ms
-#: against 9.3 ms at L = 6). On a GPU the chunks are bounded by DEFAULT_CHUNK_ELEMENTS
-#: instead (fewer, larger kernels).
+#: chunk's grid arrays stay in cache between the GEMM stages (batch 10⁴, gaunt_grid, medians
+#: for 2**18 / 2**19 / 2**20: L = 3 1.69 / 1.60 / 3.63 ms on one thread, 1.06 / 0.95 / 2.72 ms
+#: on two; L = 6 6.90 / 6.62 / 7.81 ms on one; L = 10 22.0 / 24.7 / 28.7 ms on one). The same
+#: size serves any thread count: a chunk holds the GIL only to start its one compiled call
+#: (:mod:`pipeline.equivariant.chunk_kernels`). On a GPU the chunks are bounded by
+#: DEFAULT_CHUNK_ELEMENTS instead (fewer, larger kernels).
 DEFAULT_CHUNK_GRID_BYTES = 2**19
-#: Grid chunks are this many times larger when the chunks run on several threads: each chunk's
-#: Python-level steps hold the GIL, so with fewer chunks the threads wait on each other less
-#: (2 threads, batch 10⁴, gaunt_grid forward at L = 6: 4.6-4.7 ms with 2**20 bytes against
-#: 5.0-6.4 ms with 2**19, whose one-thread time stays best; L = 3 and 10 likewise).
-THREADED_CHUNK_FACTOR = 2
 
 
 def output_irreps(method: str, lmax1: int, lmax2: int, lmax_out: int | None = None, parity: tuple[int, int] = (1, 1)) -> ProductIrreps:
@@ -135,7 +132,7 @@ def _prepare(x: Any, y: Any, lmax_out: int | None, parity: tuple[int, int]) -> t
     return xp, x, y, lmax1, lmax2, int(lmax_out), batch
 
 
-def _chunk_size(plan: Any, n_total: int, chunk_size: int | None, xp: Any, itemsize: int, threads: int | None) -> int:
+def _chunk_size(plan: Any, n_total: int, chunk_size: int | None, xp: Any, itemsize: int) -> int:
     if chunk_size is not None:
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
@@ -143,8 +140,7 @@ def _chunk_size(plan: Any, n_total: int, chunk_size: int | None, xp: Any, itemsi
     if isinstance(plan, CGPlan):
         step = DEFAULT_CHUNK_ELEMENTS // (max(plan.dim_out, 1) * 2)
     elif backend_name(xp) == "numpy":
-        factor = THREADED_CHUNK_FACTOR if worker_threads(threads, xp) > 1 else 1
-        step = factor * DEFAULT_CHUNK_GRID_BYTES // (plan.grid_size * itemsize)
+        step = DEFAULT_CHUNK_GRID_BYTES // (plan.grid_size * itemsize)
     else:
         step = DEFAULT_CHUNK_ELEMENTS // (plan.grid_size * 4)
     return max(1, min(n_total, step))
@@ -173,9 +169,8 @@ def tensor_product(
     parity : (p1, p2)
         Parities of the inputs (l-block of input i has parity p_i·(−1)^l).
     chunk_size : int, optional
-        Batch items per chunk (default: a grid array of at most 512 KiB per chunk on one CPU
-        thread, twice that on several (:data:`THREADED_CHUNK_FACTOR`),
-        so the grid stages run in cache; at most ~2²³ intermediate values on GPU).
+        Batch items per chunk (default: a grid array of at most 512 KiB per chunk on CPU, so
+        the grid stages run in cache; at most ~2²³ intermediate values on GPU).
     threads : int, optional
         CPU threads working on the chunks (default: the number of threads the BLAS library
         may use at the time of the call); ignored for device arrays. The result does not
@@ -206,7 +201,7 @@ def tensor_product(
     x2 = xp.broadcast_to(x, (*batch, x.shape[-1])).reshape(-1, x.shape[-1])
     y2 = xp.broadcast_to(y, (*batch, y.shape[-1])).reshape(-1, y.shape[-1])
     n_total = x2.shape[0]
-    step = _chunk_size(plan, n_total, chunk_size, xp, x.dtype.itemsize, threads)
+    step = _chunk_size(plan, n_total, chunk_size, xp, x.dtype.itemsize)
     if out is None:
         result = xp.empty((n_total, irreps.dim), dtype=x.dtype)
 
@@ -266,7 +261,7 @@ def tensor_product_vjp(
     y2 = xp.broadcast_to(y, (*batch, y.shape[-1])).reshape(-1, y.shape[-1])
     g2 = g.reshape(-1, irreps.dim)
     n_total = x2.shape[0]
-    step = _chunk_size(plan, n_total, chunk_size, xp, x.dtype.itemsize, threads)
+    step = _chunk_size(plan, n_total, chunk_size, xp, x.dtype.itemsize)
     grad_x = xp.empty(x2.shape, dtype=x.dtype)
     grad_y = xp.empty(y2.shape, dtype=y.dtype)
 

@@ -32,10 +32,14 @@ rows. Coefficients ``(2, L+1, L+1, B)`` in padded slot order [cos/sin, m, l − 
 of :func:`slot_order`, each zero-padded to L+1 degrees, see :func:`padded_slots`), ring
 coefficients ``(2, L+1, n_rings, B)`` (cos, sin; the sin row m = 0 is zero), folded values
 ``(2, n_fold, n_rings, B)``. The only transposes are at entry (:meth:`RingTransform.to_slots`)
-and exit (:meth:`RingTransform.from_slots`); on NumPy they, and the pointwise product, are
-compiled kernels that release the GIL (:mod:`pipeline.equivariant.chunk_kernels`), so the
-chunk threads spend little time holding it. Temporaries come from a :class:`Workspace`
+and exit (:meth:`RingTransform.from_slots`). Temporaries come from a :class:`Workspace`
 reused across the chunks of one call.
+
+Two routes run the same stages (:func:`compiled_route`): NumPy arrays go through the
+compiled kernels of :mod:`pipeline.equivariant.chunk_kernels`, which hold no GIL (the
+products of :mod:`pipeline.equivariant.gaunt_products` make a whole chunk one such call, so
+chunk threads run in parallel); other arrays (CuPy) go through the array-API expressions
+below, which the tests also run on NumPy and compare with the compiled route.
 
 The β matrices (Gauss–Legendre Legendre tables in :mod:`pipeline.equivariant.s2grid`,
 Fourier tables on a half torus in :mod:`pipeline.equivariant.fourier`) are built in float64
@@ -54,6 +58,13 @@ import numpy as np
 from pipeline.equivariant import chunk_kernels
 
 log = logging.getLogger(__name__)
+
+
+def compiled_route(array: Any) -> bool:
+    """Whether the stages on ``array`` run as the compiled kernels of
+    :mod:`pipeline.equivariant.chunk_kernels` (NumPy arrays) or as array-API expressions
+    (CuPy; tests also run NumPy arrays through those)."""
+    return isinstance(array, np.ndarray)
 
 
 def matmul_into(a: Any, b: Any, out: Any) -> None:
@@ -268,6 +279,41 @@ class RingTransform:
                 "cos_analysis": cast(self.azimuth["cos_analysis"][: l + 1]),
                 "sin_analysis": cast(self.azimuth["sin_analysis"][: l + 1]),
             }
+        self._compiled: dict[tuple, tuple] = {}
+
+    def compiled_synthesis(self, lmax: int, kind: str = "value", trig: str = "value") -> tuple:
+        """Tables of :func:`~pipeline.equivariant.chunk_kernels.synthesize_slots` (NumPy tables only):
+        (slot rows of :func:`padded_slots`, (β matrices and first order of each order group,
+        α tables of the even and odd parts, whether the even part comes from the sin terms))."""
+        key = ("synthesis", lmax, kind, trig)
+        if key not in self._compiled:
+            (lo_a, mats_a), (lo_b, mats_b) = self._two_groups(self._beta_synthesis[lmax][kind], axis=2)
+            az = self._azimuth[lmax]
+            even, odd = (az["cos"], az["sin"]) if trig == "value" else (az["dcos"], az["dsin"])
+            self._compiled[key] = (self._slots[lmax][0], (mats_a, lo_a, mats_b, lo_b, even, odd, trig != "value"))
+        return self._compiled[key]
+
+    def compiled_analysis(self, lmax: int) -> tuple:
+        """Tables of :func:`~pipeline.equivariant.chunk_kernels.analyze_slots` (NumPy tables only):
+        ((α analysis tables of cos and of sin from m = 1, β analysis matrices and first order
+        of each order group), slot position of each e3nn index)."""
+        key = ("analysis", lmax)
+        if key not in self._compiled:
+            (lo_a, mats_a), (lo_b, mats_b) = self._two_groups(self._beta_analysis[lmax], axis=1)
+            az = self._azimuth[lmax]
+            sin_from_1 = np.ascontiguousarray(az["sin_analysis"][1:])
+            self._compiled[key] = ((az["cos_analysis"], sin_from_1, mats_a, lo_a, mats_b, lo_b), self._slots[lmax][1])
+        return self._compiled[key]
+
+    def _two_groups(self, groups: list, axis: int) -> list[tuple[int, Any]]:
+        """(first order, stacked matrices) of the two order groups; an empty stack stands in for
+        a missing second group (L = 0). ``axis`` is the degree axis of the stacked matrices."""
+        pairs = [(lo, mats) for lo, _, _, mats in groups]
+        if len(pairs) == 1:
+            shape = list(pairs[0][1].shape)
+            shape[0], shape[axis] = 0, 1
+            pairs.append((pairs[0][0] + 1, np.zeros(shape, dtype=self.dtype)))
+        return pairs
 
     def _buffer(self, ws: Workspace | None, name: str, shape: tuple[int, ...]) -> Any:
         if ws is None:
@@ -279,7 +325,7 @@ class RingTransform:
         batch = coeffs.shape[0]
         out = self._buffer(ws, name, (2, lmax + 1, lmax + 1, batch))
         rows, _, filled, sources = self._slots[lmax]
-        if isinstance(coeffs, np.ndarray):
+        if compiled_route(coeffs):
             chunk_kernels.gather_transpose(coeffs, rows, out.reshape(-1, batch))
         else:
             flat = out.reshape(-1, batch)
@@ -291,7 +337,7 @@ class RingTransform:
         """(2, L+1, L+1, B) in padded slot order → (B, (L+1)²) in e3nn order, written to ``out`` if given."""
         batch = coeffs_t.shape[-1]
         flat, positions = coeffs_t.reshape(-1, batch), self._slots[lmax][1]
-        if not isinstance(coeffs_t, np.ndarray):
+        if not compiled_route(coeffs_t):
             if out is None:
                 return flat.T[:, positions]
             out[...] = flat.T[:, positions]
@@ -321,6 +367,11 @@ class RingTransform:
         (2, n_fold, n_rings, B) array: even part C and odd part Z, f(β_j, ±α_k) = C ± Z.
         """
         nb, batch = self.n_rings, coeffs_t.shape[-1]
+        if compiled_route(coeffs_t):
+            values = self._buffer(ws, name, (2, self.n_fold, nb, batch))
+            scratch = self._buffer(ws, "scratch", (2 * (lmax + 1) * nb * batch,))
+            chunk_kernels.synthesize_slots(np.ascontiguousarray(coeffs_t), self.compiled_synthesis(lmax, kind, trig)[1], scratch, values)
+            return values
         rings = self._buffer(ws, "scratch", (2, lmax + 1, nb, batch))
         for lo, hi, w, mats in self._beta_synthesis[lmax][kind]:
             matmul_into(mats, coeffs_t[:, lo:hi, :w], rings[:, lo:hi])
@@ -344,7 +395,7 @@ class RingTransform:
         the buffer ``name``. NumPy arrays take one compiled pass, other backends six.
         """
         xp = self.xp
-        if isinstance(f, np.ndarray) and f.flags.c_contiguous and g.flags.c_contiguous:
+        if compiled_route(f) and f.flags.c_contiguous and g.flags.c_contiguous:
             out = f if overwrite else self._buffer(ws, name, f.shape)
             fc, gc, oc = f.reshape(2, -1), g.reshape(2, -1), out.reshape(2, -1)
             chunk_kernels.folded_product(fc[0], fc[1], gc[0], gc[1], oc[0], oc[1])
@@ -372,6 +423,11 @@ class RingTransform:
         """Coefficients (2, lmax+1, lmax+1, B) in padded slot order (padding entries undefined) of
         folded values (2, n_fold, n_rings, B)."""
         nb, batch = self.n_rings, values.shape[-1]
+        if compiled_route(values):
+            out = self._buffer(ws, name, (2, lmax + 1, lmax + 1, batch))
+            scratch = self._buffer(ws, "scratch", (2 * (lmax + 1) * nb * batch,))
+            chunk_kernels.analyze_slots(np.ascontiguousarray(values), self.compiled_analysis(lmax)[0], scratch, out)
+            return out
         hat = self._buffer(ws, "scratch", (2, lmax + 1, nb, batch))
         az = self._azimuth[lmax]
         matmul_into(az["cos_analysis"], values[0].reshape(self.n_fold, nb * batch), hat[0].reshape(lmax + 1, nb * batch))
