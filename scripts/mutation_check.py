@@ -135,6 +135,13 @@ MUTATIONS = (
         ("tests/test_equivariant_products.py::test_grid_equals_fourier_equals_explicit_gaunt",),
     ),
     Mutation(
+        "compiled vector-Gaunt bracket adds instead of subtracting",
+        "pipeline/equivariant/chunk_kernels.py",
+        "        o[0, i] = p_c - (c1 * c2 + z1 * z2)\n",
+        "        o[0, i] = p_c + (c1 * c2 + z1 * z2)\n",
+        ("tests/test_equivariant_products.py::test_cross_product_conventions",),
+    ),
+    Mutation(
         "self-check: atom values compared with themselves",
         "pipeline/electrostatics/selfcheck.py",
         "    max_a, rms_a = _errors(atom_values[idx_x], ref, scale)\n",
