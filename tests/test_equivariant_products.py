@@ -7,6 +7,7 @@ import math
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -263,6 +264,25 @@ print(json.dumps(seen))
     libraries = {path for snapshot in seen for path, _ in snapshot}
     assert len(libraries) >= 2  # NumPy's and SciPy's OpenBLAS
     assert seen and all(threads == 1 for snapshot in seen for _, threads in snapshot)
+
+
+def test_a_slow_thread_does_not_hold_up_the_others():
+    # chunk 0 blocks until every other chunk is done: only if the free thread takes all the
+    # remaining chunks (not a fixed share) does the call finish without the timeout
+    from pipeline.equivariant.chunk_threads import run_chunks
+
+    done, others_finished, lock = [], threading.Event(), threading.Lock()
+
+    def body(rows: slice, ws) -> None:
+        if rows.start == 0:
+            assert others_finished.wait(timeout=60), "the other chunks were left to the blocked thread"
+        with lock:
+            done.append(rows.start)
+            if len(done) == 7:
+                others_finished.set()
+
+    run_chunks(80, 10, body, xp=np, dtype=np.float64, threads=2)
+    assert sorted(done) == list(range(0, 80, 10)) and done[-1] == 0
 
 
 def test_chunk_starts_give_every_thread_work():
