@@ -94,9 +94,7 @@ class _ProductOnRings:
         return (2, self.transform.n_fold, self.transform.n_rings, batch)
 
     def _buffers(self, ws: Workspace, batch: int) -> tuple[Any, Any]:
-        """Flat slot and scratch buffers of the compiled kernels, large enough for every degree of the product."""
-        n_deg = max(self.lmax1, self.lmax2, self.lmax_out) + 1
-        return ws.get("slots", (2 * n_deg * n_deg * batch,)), ws.get("scratch", (2 * n_deg * self.transform.n_rings * batch,))
+        return _kernel_buffers(ws, self.transform, max(self.lmax1, self.lmax2, self.lmax_out), batch)
 
     @property
     def grid_size(self) -> int:
@@ -111,6 +109,12 @@ class _ProductOnRings:
         if backward:
             return synth(self.lmax_out) + synth(self.lmax1) + synth(self.lmax2) + 2 * grid + anal(self.lmax1) + anal(self.lmax2)
         return synth(self.lmax1) + synth(self.lmax2) + grid + anal(self.lmax_out)
+
+
+def _kernel_buffers(ws: Workspace, transform: RingTransform, lmax: int, batch: int) -> tuple[Any, Any]:
+    """Flat slot and scratch buffers of the compiled kernels for signals of degree ≤ ``lmax``."""
+    n_deg = lmax + 1
+    return ws.get("slots", (2 * n_deg * n_deg * batch,)), ws.get("scratch", (2 * n_deg * transform.n_rings * batch,))
 
 
 def _c_contiguous_out(out: Any, shape: tuple[int, int], dtype: Any) -> np.ndarray:
@@ -186,9 +190,8 @@ class VectorGauntPlan:
     def _compiled_buffers(self, ws: Workspace, batch: int, n_grids: int) -> tuple[Any, Any, Any]:
         """Flat slot and scratch buffers and ``n_grids`` folded grids (n_grids, 2, n_fold, n_rings, B)."""
         t = self.transform
-        n_deg = max(self.lmax1, self.lmax2, self.lmax_out) + 1
-        return (ws.get("slots", (2 * n_deg * n_deg * batch,)), ws.get("scratch", (2 * n_deg * t.n_rings * batch,)),
-                ws.get("grids", (n_grids, 2, t.n_fold, t.n_rings, batch)))
+        slots, scratch = _kernel_buffers(ws, t, max(self.lmax1, self.lmax2, self.lmax_out), batch)
+        return slots, scratch, ws.get("grids", (n_grids, 2, t.n_fold, t.n_rings, batch))
 
     def forward(self, x: Any, y: Any, *, ws: Workspace | None = None, out: Any = None) -> Any:
         """x (B, (L1+1)²), y (B, (L2+1)²) → (B, (Lout+1)²), written to ``out`` if given."""
