@@ -235,10 +235,10 @@ MUTATIONS = (
         ("tests/test_descriptors_device.py::test_array_density_matches_compiled_kernel_and_double_loop",),
     ),
     Mutation(
-        "device sphere potential: last centre of each batch left out",
+        "sphere potential: last centre of each batch left out",
         "pipeline/descriptors/projection.py",
-        "        hi = min(lo + batch, n_centres)\n        points = (",
-        "        hi = min(lo + batch - 1, n_centres)\n        points = (",
+        "        hi = min(lo + batch, n_centres)\n        values = values_of(lo, hi)\n",
+        "        hi = min(lo + batch - 1, n_centres)\n        values = values_of(lo, hi)\n",
         ("tests/test_descriptors_device.py::test_no_transfers_inside_chunk_loops",),
     ),
 )

@@ -204,19 +204,15 @@ def potential_expansion(
             centres_A.shape[0], sphere_radius_A, lmax, n_rings, n_azimuth, time.perf_counter() - start,
         )
         return out
-    per_centre = n_rings * n_azimuth
-    batch = max(1, int(max_points) // per_centre)
-    n_centres = centres_A.shape[0]
-    out = np.empty((n_centres, (lmax + 1) ** 2))
-    starts = range(0, n_centres, batch)
-    for lo in tqdm(starts, desc="sphere potential", unit="batch", disable=None if len(starts) > 1 else True):
-        hi = min(lo + batch, n_centres)
-        values = np.asarray(on_grid(centres_A[lo:hi], sphere_radius_A, cos_beta, alpha), dtype=np.float64)
-        _check_values(values, hi - lo, n_rings, n_azimuth)
-        out[lo:hi] = values.reshape(hi - lo, per_centre) @ projector
+    out = np.empty((centres_A.shape[0], (lmax + 1) ** 2))
+    calls = _project_in_batches(
+        lambda lo, hi: np.asarray(on_grid(centres_A[lo:hi], sphere_radius_A, cos_beta, alpha), dtype=np.float64),
+        projector, out, n_rings, n_azimuth, max_points,
+        lambda starts: tqdm(starts, desc="sphere potential", unit="batch", disable=None if len(starts) > 1 else True),
+    )
     log.debug(
         "sphere potential: %d centres, rho=%.2f Å, L=%d, grid %dx%d, %d calls %.2fs",
-        n_centres, sphere_radius_A, lmax, n_rings, n_azimuth, len(starts), time.perf_counter() - start,
+        out.shape[0], sphere_radius_A, lmax, n_rings, n_azimuth, calls, time.perf_counter() - start,
     )
     return out
 
@@ -265,24 +261,45 @@ def pointwise_expansion(
     start = time.perf_counter()
     cos_beta, alpha, directions, projector = sphere_quadrature(lmax, band_limit)
     n_rings, n_azimuth = cos_beta.size, alpha.size
-    per_centre = n_rings * n_azimuth
     offsets = xp.asarray(sphere_radius_A * directions.reshape(-1, 3))  # (n_points, 3)
-    projector = xp.asarray(projector)
+
+    def values_of(lo: int, hi: int) -> Array:
+        points = (centres_A[lo:hi, None, :] + offsets[None]).reshape(-1, 3)  # (B·n_points, 3)
+        return xp.asarray(potential(points), dtype=xp.float64)
+
+    out = xp.empty((centres_A.shape[0], (lmax + 1) ** 2), dtype=xp.float64)
+    calls = _project_in_batches(values_of, xp.asarray(projector), out, n_rings, n_azimuth, max_points, progress)
+    log.debug(
+        "sphere potential (pointwise): %d centres, rho=%.2f Å, L=%d, grid %dx%d, %d calls %.2fs",
+        out.shape[0], sphere_radius_A, lmax, n_rings, n_azimuth, calls, time.perf_counter() - start,
+    )
+    return out
+
+
+def _project_in_batches(
+    values_of: Callable[[int, int], Array],
+    projector: Array,
+    out: Array,
+    n_rings: int,
+    n_azimuth: int,
+    max_points: int,
+    progress: Callable[[range], Iterable[int]] | None,
+) -> int:
+    """Fill out[lo:hi] with (values on the sphere grids of centres lo..hi) @ projector, batch by batch.
+
+    A batch holds at most ``max_points`` grid points; ``values_of(lo, hi)`` gives their values
+    (any shape with one value per point, centre-major). Returns the number of batches.
+    """
+    per_centre = n_rings * n_azimuth
     batch = max(1, int(max_points) // per_centre)
-    n_centres = centres_A.shape[0]
-    out = xp.empty((n_centres, (lmax + 1) ** 2), dtype=xp.float64)
+    n_centres = out.shape[0]
     starts = range(0, n_centres, batch)
     for lo in starts if progress is None else progress(starts):
         hi = min(lo + batch, n_centres)
-        points = (centres_A[lo:hi, None, :] + offsets[None]).reshape(-1, 3)  # (B·n_points, 3)
-        values = xp.asarray(potential(points), dtype=xp.float64)
+        values = values_of(lo, hi)
         _check_values(values, hi - lo, n_rings, n_azimuth)
         out[lo:hi] = values.reshape(hi - lo, per_centre) @ projector
-    log.debug(
-        "sphere potential (pointwise): %d centres, rho=%.2f Å, L=%d, grid %dx%d, %d calls %.2fs",
-        n_centres, sphere_radius_A, lmax, n_rings, n_azimuth, len(starts), time.perf_counter() - start,
-    )
-    return out
+    return len(starts)
 
 
 def _check_arguments(lmax: int, sphere_radius_A: float, band_limit: int | None) -> int:
