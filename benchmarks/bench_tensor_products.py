@@ -8,6 +8,12 @@ Paths computed:
 * ``gaunt_grid`` and ``gaunt_fourier``: the even paths only, summed per l3 with Gaunt weights;
 * ``vector_gaunt``: the odd paths only.
 
+``cg+out`` is ``cg`` with its forward written into one output array made before the rounds
+(``out=``, as a training loop reusing its buffers would); its backward is ``cg``'s. cg's output
+is (L+1)⁴ values per item (96 MB at L = 6, batch 10⁴), so a fresh array costs first-touch page
+faults on every call; the pair of rows separates that cost from the product's. Minor page
+faults per call (median) are reported for every (method, pass).
+
 Forward = one product; backward = gradients with respect to both inputs given an upstream
 gradient (our hand-written adjoints; e3nn via torch.autograd.grad on a retained graph, the
 forward excluded from the timing). Measurement: one warm-up call of everything, then
@@ -49,7 +55,7 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds per L (median reported)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1], help="thread counts, each measured in the same rounds")
     parser.add_argument("--fit-min", type=int, default=4, help="smallest L in the scaling-exponent fit")
-    parser.add_argument("--methods", nargs="+", default=["cg", "gaunt_grid", "gaunt_fourier", "vector_gaunt"])
+    parser.add_argument("--methods", nargs="+", default=["cg", "cg+out", "gaunt_grid", "gaunt_fourier", "vector_gaunt"])
     parser.add_argument("--no-e3nn", action="store_true", help="skip the peer")
     parser.add_argument("--max-e3nn-lmax", type=int, default=10, help="largest L run with e3nn")
     return parser.parse_args()
@@ -60,17 +66,23 @@ for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[var] = str(max(ARGS.threads))
 
 import numpy as np  # noqa: E402
+import resource  # noqa: E402
 from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
 
 from pipeline.equivariant.expressivity import cg_path_count, even_path_count  # noqa: E402
 from pipeline.equivariant.products import flop_estimate, tensor_product, tensor_product_vjp  # noqa: E402
 
 PASSES = ("forward", "backward")
-SHORT = {"cg": "cg", "gaunt_grid": "grid", "gaunt_fourier": "fourier", "vector_gaunt": "vector", "e3nn": "e3nn"}
+SHORT = {"cg": "cg", "cg+out": "cg+out", "gaunt_grid": "grid", "gaunt_fourier": "fourier", "vector_gaunt": "vector", "e3nn": "e3nn"}
+
+
+def base_method(name: str) -> str:
+    """The product a benchmark name runs (``cg+out`` runs ``cg``)."""
+    return name.removesuffix("+out")
 
 
 def expressivity_of(name: str, lmax: int) -> int:
-    if name in ("cg", "e3nn"):
+    if base_method(name) in ("cg", "e3nn"):
         return cg_path_count(lmax)
     if name == "vector_gaunt":
         return 4 * lmax - 3
@@ -78,8 +90,10 @@ def expressivity_of(name: str, lmax: int) -> int:
 
 
 def e3nn_calls(lmax: int, x: np.ndarray, y: np.ndarray, rng: np.random.Generator, threads: int) -> tuple[dict, float]:
-    """Forward and backward closures of e3nn FullTensorProduct on (x, y) with ``threads`` torch
-    threads, and its build time."""
+    """Forward and backward closures of e3nn FullTensorProduct, and its build time.
+
+    The closures run on (x, y) with ``threads`` torch threads.
+    """
     import torch
     from e3nn import o3
 
@@ -104,11 +118,17 @@ def e3nn_calls(lmax: int, x: np.ndarray, y: np.ndarray, rng: np.random.Generator
     return {"forward": forward, "backward": backward}, build
 
 
-def our_calls(method: str, x: np.ndarray, y: np.ndarray, rng: np.random.Generator, threads: int) -> dict:
+def our_calls(name: str, x: np.ndarray, y: np.ndarray, rng: np.random.Generator, threads: int) -> dict:
+    """Forward and backward closures of one of our products.
+
+    A ``+out`` name writes its forward into one output array made (and touched) here.
+    """
+    method = base_method(name)
     out, _ = tensor_product(x, y, method=method, threads=threads)
     g = rng.normal(size=out.shape).astype(np.float32)
+    kwargs = {"out": out} if name.endswith("+out") else {}
     return {
-        "forward": lambda: tensor_product(x, y, method=method, threads=threads),
+        "forward": lambda: tensor_product(x, y, method=method, threads=threads, **kwargs),
         "backward": lambda: tensor_product_vjp(x, y, g, method=method, threads=threads),
     }
 
@@ -118,24 +138,28 @@ def key_of(method: str, threads: int) -> str:
     return method if len(ARGS.threads) == 1 else f"{method}@{threads}"
 
 
-def measure(calls: dict[str, dict], repeats: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+def measure(calls: dict[str, dict], repeats: int) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, list[int]]]:
     """Interleaved timing: warm-up, then ``repeats`` rounds over every (name, pass), rotated.
 
     Returns wall-clock and process CPU times per call (with one thread they agree unless
-    the process was descheduled by other load)."""
+    the process was descheduled by other load) and the process's minor page faults per call.
+    """
     keys = [(name, p) for name in calls for p in PASSES]
     for name, p in keys:
         calls[name][p]()
     wall = {f"{name}_{p}": [] for name, p in keys}
     cpu = {f"{name}_{p}": [] for name, p in keys}
+    faults = {f"{name}_{p}": [] for name, p in keys}
     for r in range(repeats):
         shift = r % len(keys)
         for name, p in keys[shift:] + keys[:shift]:
+            start_faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             start, start_cpu = time.perf_counter(), time.process_time()
             calls[name][p]()
             wall[f"{name}_{p}"].append(time.perf_counter() - start)
             cpu[f"{name}_{p}"].append(time.process_time() - start_cpu)
-    return wall, cpu
+            faults[f"{name}_{p}"].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start_faults)
+    return wall, cpu, faults
 
 
 def fit_exponent(lmaxs: np.ndarray, t: np.ndarray, fit_min: int) -> float:
@@ -166,14 +190,15 @@ def main() -> int:
             if use_e3nn and lmax <= ARGS.max_e3nn_lmax:
                 for t in counts:
                     calls[key_of("e3nn", t)], row["e3nn_build_s"] = e3nn_calls(lmax, x, y, rng, t)
-            wall, cpu = measure(calls, ARGS.repeats)
+            wall, cpu, faults = measure(calls, ARGS.repeats)
             for key, t in wall.items():
                 row[f"{key}_s"] = float(np.median(t))
                 row[f"{key}_cpu_s"] = float(np.median(cpu[key]))
+                row[f"{key}_minflt"] = float(np.median(faults[key]))
                 row[f"{key}_all_s"] = [float(v) for v in t]
             row["load_after"] = os.getloadavg()[0]
             rows.append(row)
-            print(json.dumps({k: v for k, v in row.items() if not k.endswith(("_all_s", "_cpu_s"))}), file=sys.stderr, flush=True)
+            print(json.dumps({k: v for k, v in row.items() if not k.endswith(("_all_s", "_cpu_s", "_minflt"))}), file=sys.stderr, flush=True)
     load_end = os.getloadavg()
 
     methods = list(ARGS.methods) + (["e3nn"] if use_e3nn else [])
@@ -207,6 +232,12 @@ def main() -> int:
                     sp = [row.get(f"{key_of(m, counts[0])}_{p}_s", math.nan) / row.get(f"{key_of(m, t_count)}_{p}_s", math.nan)
                           for m in methods]
                     lines.append(f"{row['lmax']:>3} {p:>8} " + " ".join(f"{v:>13.2f}" for v in sp))
+        lines.append(f"minor page faults per call (median), threads={counts[-1]}:")
+        lines.append(f"{'L':>3} {'pass':>8} " + " ".join(f"{m:>13}" for m in methods))
+        for row in rows:
+            for p in PASSES:
+                lines.append(f"{row['lmax']:>3} {p:>8} "
+                             + " ".join(f"{row.get(f'{key_of(m, counts[-1])}_{p}_minflt', math.nan):>13.0f}" for m in methods))
     lmaxs = np.array([r["lmax"] for r in rows], dtype=float)
     names = [key_of(m, t) for t in counts for m in methods]
     summary = {"scaling_exponent": {}, "seconds_per_expressivity": {}, "fit_min_lmax": ARGS.fit_min}
@@ -216,7 +247,7 @@ def main() -> int:
     )
     summary["flop_exponent"] = {}
     for m in names:
-        base = m.split("@")[0]
+        base = base_method(m.split("@")[0])
         for p in PASSES:
             t = np.array([r.get(f"{m}_{p}_s", math.nan) for r in rows])
             summary["scaling_exponent"][f"{m}_{p}"] = fit_exponent(lmaxs, t, ARGS.fit_min)
