@@ -241,6 +241,13 @@ MUTATIONS = (
         "        hi = min(lo + batch - 1, n_centres)\n        values = values_of(lo, hi)\n",
         ("tests/test_descriptors_device.py::test_no_transfers_inside_chunk_loops",),
     ),
+    Mutation(
+        "compiled sphere projection: local values reordered ring-last",
+        "pipeline/descriptors/sphere_kernels.py",
+        "                        right_t[a, j * n3 + r] = right[j, a, r]\n",
+        "                        right_t[a, r * n_rings + j] = right[j, a, r]\n",
+        ("tests/test_descriptors_projection.py::test_sphere_projection_over_several_chunks_matches_pointwise_quadrature",),
+    ),
 )
 
 

@@ -147,6 +147,26 @@ def test_sphere_projection_over_several_chunks_matches_pointwise_quadrature(rng)
     np.testing.assert_array_equal(one, two)
 
 
+def test_sphere_projection_in_an_elongated_box_matches_pointwise_quadrature(rng):
+    # A 90 × 30 × 12 Å cloud: the three Tucker factors have different numbers of Chebyshev terms
+    # and ranks, so the compiled chunk's scratch layout and factor evaluation see unequal axes.
+    from pipeline.descriptors.projection import sphere_quadrature
+    from pipeline.descriptors.sphere_potential import TuckerSphereEvaluator
+    from pipeline.electrostatics.build import build_potential
+
+    positions = rng.uniform(0, 1, size=(300, 3)) * np.array([90.0, 30.0, 12.0])
+    potential, _ = build_potential(positions, rng.normal(size=300), tolerance=1e-8)
+    evaluator = TuckerSphereEvaluator(potential)
+    terms = [f.shape[0] for f in evaluator.factors]
+    assert len(set(terms)) > 1, terms
+    centres = positions[(positions[:, 2] > 2.5) & (positions[:, 2] < 9.5)][:40]
+    cos_beta, alpha, directions, projector = sphere_quadrature(2, 12)
+    points = centres[:, None, None, :] + 2.0 * directions[None]
+    reference = np.asarray(potential.long_range(points.reshape(-1, 3))).reshape(len(centres), -1) @ projector
+    got = evaluator.sphere_projection(centres, 2.0, cos_beta, alpha, projector, threads=2)
+    np.testing.assert_allclose(got, reference, atol=1e-13 * np.abs(reference).max(), rtol=0)
+
+
 def _multipole_reference(q, source, centres, rho, lmax):
     """Closed-form Φ_lm (l ≤ 2) of q/|x − s| on spheres of radius ρ < |s − x_i|: q ρ^l/d^{l+1} 4π/(2l+1) Y_lm(ŝ)."""
     out = []

@@ -15,9 +15,10 @@ interpolants (values at ≈ 20 local nodes instead of the m-term global series, 
 part at round-off), and the quadrature of the products of the interpolants' Lagrange
 polynomials on each ring is a fixed table, so per atom only the ring contraction, two small
 matrix products and one product with the table remain (at ranks ≈ 25, 11 rings and 19 local
-nodes: 165k, 125k, 95k and 36k multiply-adds). All temporaries live in per-thread workspaces:
-with fresh arrays for them the descriptors process spent 0.5-1.9 s of system time in page
-faults at 10^5 atoms, now 0.04 s.
+nodes: 165k, 125k, 95k and 36k multiply-adds). A chunk of centres is one compiled call that
+holds no GIL (:mod:`pipeline.descriptors.sphere_kernels`); its temporaries live in per-thread
+workspaces: with fresh arrays for them the descriptors process spent 0.5-1.9 s of system time
+in page faults at 10^5 atoms, now 0.04 s.
 
 :class:`TuckerSphereEvaluator` is a callable (points → Φ_L, through
 :meth:`ChebyshevTuckerPotential.long_range`) that also offers :meth:`sphere_values` and
@@ -36,7 +37,8 @@ from pipeline.electrostatics.chebyshev import (
     to_reference,
     values_to_coefficients_matrix,
 )
-from pipeline.equivariant.chunk_threads import run_chunks
+from pipeline.descriptors.sphere_kernels import project_chunk, projection_scratch_size
+from pipeline.equivariant.chunk_threads import run_chunks, worker_threads
 from pipeline.equivariant.ring_transform import Workspace
 
 #: Bytes of the per-batch (rings × r1·r3) intermediate.
@@ -164,7 +166,6 @@ class TuckerSphereEvaluator:
         """
         centres_A = np.asarray(centres_A, dtype=np.float64).reshape(-1, 3)
         self._check_inside(centres_A, radius_A)
-        r1, _, r3 = self.core.shape
         t = np.asarray(cos_beta, dtype=np.float64)
         s = np.sqrt(np.maximum(1.0 - t * t, 0.0))
         n_rings, n_azimuth, n_centres = t.size, len(alpha), centres_A.shape[0]
@@ -179,35 +180,23 @@ class TuckerSphereEvaluator:
         # Σ_p T_p(u) D_pq: the local interpolant's weight of the value at node q, evaluated at u
         t1 = (chebvander(u, n1) @ values_to_coefficients_matrix(n1)).reshape(n_rings, n_azimuth, n1)
         t3 = (chebvander(w, n3) @ values_to_coefficients_matrix(n3)).reshape(n_rings, n_azimuth, n3)
-        table = np.einsum("jko,jkp,jkr->jpro", projector, t1, t3).reshape(n_rings * n1 * n3, n_out)
+        table = np.einsum("jko,jkp,jkr->pjro", projector, t1, t3).reshape(n1 * n_rings * n3, n_out)
         nodes1, nodes3 = radius_A * cheb_nodes1(n1), radius_A * cheb_nodes1(n3)
         offsets2 = radius_A * t
+        factors = tuple(np.ascontiguousarray(f) for f in self.factors)
+        scratch_size = projection_scratch_size(min(PROJECTION_BATCH, n_centres), max(f.shape[0] for f in factors),
+                                               self.core.shape, n1, n3, n_rings, RING_BATCH)
 
         def body(rows: slice, ws: Workspace) -> None:
-            c = centres_A[rows]
-            n = c.shape[0]
-            f1 = self._axis_into(c[:, 0], nodes1, 0, ws, "f1").reshape(n, n1, r1)
-            f3 = self._axis_into(c[:, 2], nodes3, 2, ws, "f3").reshape(n, n3, r3)
-            f3t = ws.get("f3t", (n, r3, n3))
-            f3t[...] = f3.transpose(0, 2, 1)
-            e2 = self._axis_into(c[:, 1], offsets2, 1, ws, "e2")  # (n·n_rings, r2)
-            for lo in range(0, n, RING_BATCH):
-                b = min(RING_BATCH, n - lo)
-                ring = np.matmul(e2[lo * n_rings : (lo + b) * n_rings], self._core_y, out=ws.get("ring", (b * n_rings, r1 * r3)))
-                right = np.matmul(ring.reshape(b, n_rings * r1, r3), f3t[lo : lo + b], out=ws.get("right", (b, n_rings * r1, n3)))
-                local = np.matmul(f1[lo : lo + b, None], right.reshape(b, n_rings, r1, n3), out=ws.get("local", (b, n_rings, n1, n3)))
-                np.matmul(local.reshape(b, -1), table, out=out[rows.start + lo : rows.start + lo + b])
+            project_chunk(centres_A[rows], factors, self.box_lo, self.box_hi, nodes1, nodes3, offsets2, self._core_y,
+                          table, RING_BATCH, ws.get("sphere_projection", (scratch_size,)), out[rows])
 
-        run_chunks(n_centres, PROJECTION_BATCH, body, xp=np, dtype=np.float64, threads=threads, align=RING_BATCH)
+        # a few centres (the band-limit sample, validation) still spread over the threads, and
+        # every chunk runs its many small GEMMs on one BLAS thread
+        share = -(-n_centres // worker_threads(threads, np))
+        step = min(PROJECTION_BATCH, -(-share // RING_BATCH) * RING_BATCH)
+        run_chunks(n_centres, step, body, xp=np, dtype=np.float64, threads=threads, align=RING_BATCH)
         return out
-
-    def _axis_into(self, centres: np.ndarray, offsets: np.ndarray, axis: int, ws: Workspace, name: str) -> np.ndarray:
-        """e_k at centres[i] + offsets[q] (Å), shape (n·len(offsets), r_k), in workspace buffers ``name``."""
-        factor = self.factors[axis]
-        m = factor.shape[0]
-        xi = to_reference((centres[:, None] + offsets[None, :]).reshape(-1), self.box_lo[axis], self.box_hi[axis])
-        vander = chebvander(xi, m, out=ws.get(name + "_vander", (m, xi.size)))
-        return np.matmul(vander, factor, out=ws.get(name, (xi.size, factor.shape[1])))
 
     def sphere_values(self, centres_A: np.ndarray, radius_A: float, cos_beta: np.ndarray, alpha: np.ndarray) -> np.ndarray:
         """Φ_L at x_i + ρ n̂(β_j, α_k), n̂ = (sin β sin α, cos β, sin β cos α).
