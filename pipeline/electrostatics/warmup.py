@@ -2,12 +2,12 @@
 
 The compiled kernels (:mod:`.short_range`, :mod:`.short_range_grid`, :mod:`.gridding`,
 :mod:`.direct`, :mod:`pipeline.descriptors.density_cells`,
-:mod:`pipeline.equivariant.chunk_kernels`) are cached next to their modules (``cache=True``).
+:mod:`pipeline.descriptors.sphere_kernels`, :mod:`pipeline.equivariant.chunk_kernels`) are cached next to their modules (``cache=True``).
 Compiling them all takes about a minute on 2 cores; :func:`compile_kernels` does it on tiny
 inputs that take every code path the stages take (free-space and periodic builds, atom values
 with each pair once, points, a map, a field, direct sums, every length of the short-range
-kernel polynomial, the descriptors' density around atoms and around other centres, the tensor
-products' chunk kernels in float32 and float64), so that the workflow's ``compile_kernels``
+kernel polynomial, the descriptors' density around atoms and around other centres and their
+sphere projection of a free-space potential, the tensor products' chunk kernels and the ring transforms' stages in float32 and float64), so that the workflow's ``compile_kernels``
 rule pays that time once per install, before parallel jobs start and outside every recorded
 runtime.
 """
@@ -33,10 +33,12 @@ def compile_kernels() -> dict:
     """
     from numba.core.registry import CPUDispatcher
 
-    from pipeline.descriptors import density_cells
+    from pipeline.descriptors import density_cells, sphere_kernels
+    from pipeline.descriptors.projection import potential_expansion
+    from pipeline.descriptors.sphere_potential import TuckerSphereEvaluator
     from pipeline.electrostatics import direct, gridding, short_range, short_range_grid
     from pipeline.equivariant import chunk_kernels
-    from pipeline.equivariant.products import tensor_product, tensor_product_vjp
+    from pipeline.equivariant.products import get_plan, tensor_product, tensor_product_vjp
     from pipeline.electrostatics.build import build_potential
     from pipeline.electrostatics.parameters import ewald_cutoff
     from pipeline.electrostatics.splitting import EwaldSplit, ScreenedEwaldSplit
@@ -47,6 +49,8 @@ def compile_kernels() -> dict:
     charges = rng.normal(size=300)
     for cell in (None, np.eye(3) * 12.0):
         potential, _ = build_potential(positions, charges, tolerance=1e-4, cell=cell)
+        if cell is None:
+            potential_expansion(TuckerSphereEvaluator(potential), positions[:40].clip(2.0, 10.0), lmax=2, sphere_radius_A=1.5)
         potential.at_atoms()
         points = rng.uniform(0.0, 12.0, (50, 3))
         potential.potential(points)
@@ -73,7 +77,11 @@ def compile_kernels() -> dict:
             x, y = rng.normal(size=(2, 40, 4)).astype(dtype)
             tensor_product(x, y, method=method, threads=1)
             tensor_product_vjp(x, y, tensor_product(x, y, method=method, threads=1)[0], method=method, threads=1)
-    modules = (direct, gridding, short_range, short_range_grid, density_cells, chunk_kernels)
+        # the ring transforms' own compiled stages, which they use on NumPy arrays outside a product
+        t = get_plan("gaunt_grid", 1, 1, 2, xp=np, dtype=dtype).transform
+        values = t.synthesize(t.to_slots(x, 1), 1)
+        t.from_slots(t.analyze(t.multiply(values, values), 2), 2)
+    modules = (direct, gridding, short_range, short_range_grid, density_cells, sphere_kernels, chunk_kernels)
     kernels = sum(1 for module in modules for value in vars(module).values()
                   if isinstance(value, CPUDispatcher) and value.signatures)
     seconds = time.perf_counter() - start
