@@ -19,7 +19,11 @@ gradient (our hand-written adjoints; e3nn via torch.autograd.grad on a retained 
 forward excluded from the timing). Measurement: one warm-up call of everything, then
 ``--repeats`` rounds; in each round every (method, pass) is called once, the peer interleaved
 with ours and the order rotated between rounds, so load changes on a shared machine hit all
-methods alike. Reported: medians over the rounds. BLAS (threadpoolctl), torch intra-op and
+methods alike. Each timed call comes right after an untimed call of the same (method, pass,
+thread count), as in a loop that calls one product over and over (``--cold-calls``: without
+it). On a virtual machine a core that has idled for a few ms can take ms to wake: here a
+2-thread gaunt_grid call at L = 6 took 3.5 ms after another 2-thread call and 7 ms after a
+15 ms sleep or a 1-thread call (its helper thread joined late). Reported: medians over the rounds. BLAS (threadpoolctl), torch intra-op and
 FFT threads are all limited to the largest of ``--threads`` (default 1); with several thread
 counts (``--threads 1 2``) every method runs at each count in the same interleaved rounds
 (ours through ``threads=``, e3nn through ``torch.set_num_threads``), and the table gains the
@@ -58,6 +62,8 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--methods", nargs="+", default=["cg", "cg+out", "gaunt_grid", "gaunt_fourier", "vector_gaunt"])
     parser.add_argument("--no-e3nn", action="store_true", help="skip the peer")
     parser.add_argument("--max-e3nn-lmax", type=int, default=10, help="largest L run with e3nn")
+    parser.add_argument("--cold-calls", action="store_true",
+                        help="time every call without the untimed call of the same kind just before it")
     return parser.parse_args()
 
 
@@ -153,6 +159,8 @@ def measure(calls: dict[str, dict], repeats: int) -> tuple[dict[str, list[float]
     for r in range(repeats):
         shift = r % len(keys)
         for name, p in keys[shift:] + keys[:shift]:
+            if not ARGS.cold_calls:
+                calls[name][p]()
             start_faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             start, start_cpu = time.perf_counter(), time.process_time()
             calls[name][p]()
@@ -205,7 +213,8 @@ def main() -> int:
     pairs = [("e3nn", "gaunt_grid"), ("e3nn", "cg"), ("cg", "gaunt_grid"), ("gaunt_fourier", "gaunt_grid")]
     pairs = [(a, b) for a, b in pairs if a in methods and b in methods]
     lines = [
-        f"float32, batch {ARGS.batch}, one channel, output degree 2L, median of {ARGS.repeats} interleaved rounds (seconds); "
+        f"float32, batch {ARGS.batch}, one channel, output degree 2L, median of {ARGS.repeats} interleaved rounds (seconds), "
+        f"{'each call timed cold' if ARGS.cold_calls else 'each timed call right after an untimed one of the same kind'}; "
         f"thread counts {counts} measured in the same rounds (BLAS limit {', '.join(f'{a}={b}' for a, b in pools)}; "
         "ours: threads= with one BLAS thread per chunk; torch: set_num_threads)",
         f"load average (1, 5, 15 min) at start {tuple(round(v, 2) for v in load_start)}, at end {tuple(round(v, 2) for v in load_end)}; "
@@ -272,7 +281,8 @@ def main() -> int:
     print("\n".join(lines))
     with open(ARGS.output, "w") as fh:
         json.dump(
-            {"rows": rows, "summary": summary, "threads": counts, "dtype": "float32", "load_start": load_start, "load_end": load_end, "table": lines},
+            {"rows": rows, "summary": summary, "threads": counts, "dtype": "float32", "cold_calls": ARGS.cold_calls,
+             "load_start": load_start, "load_end": load_end, "table": lines},
             fh,
             indent=1,
         )
