@@ -15,7 +15,7 @@ def register(subparsers) -> None:
         description=(
             "Run every compiled code path of the potential on a few hundred atoms. The kernels are\n"
             "cached next to the package, so every later job of this install loads them instead of\n"
-            "compiling (about half a minute on 2 cores), and no recorded runtime includes compiling."
+            "compiling (about a minute on 2 cores), and no recorded runtime includes compiling."
         ),
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
