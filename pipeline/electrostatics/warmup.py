@@ -1,15 +1,15 @@
 """Compile every Numba kernel of the package once, so that jobs load them from the cache.
 
 The compiled kernels (:mod:`.short_range`, :mod:`.short_range_grid`, :mod:`.gridding`,
-:mod:`.direct`, :mod:`pipeline.descriptors.density_cells`,
-:mod:`pipeline.descriptors.sphere_kernels`, :mod:`pipeline.equivariant.chunk_kernels`) are cached next to their modules (``cache=True``).
+:mod:`.direct`, :mod:`pipeline.descriptors.density_cells`, :mod:`pipeline.descriptors.sphere_kernels`,
+:mod:`pipeline.equivariant.chunk_kernels`) are cached next to their modules (``cache=True``).
 Compiling them all takes about a minute on 2 cores; :func:`compile_kernels` does it on tiny
 inputs that take every code path the stages take (free-space and periodic builds, atom values
 with each pair once, points, a map, a field, direct sums, every length of the short-range
 kernel polynomial, the descriptors' density around atoms and around other centres and their
-sphere projection of a free-space potential, the tensor products' chunk kernels and the ring transforms' stages in float32 and float64), so that the workflow's ``compile_kernels``
-rule pays that time once per install, before parallel jobs start and outside every recorded
-runtime.
+sphere projection of a free-space potential, the tensor products' chunk kernels and the ring
+transforms' stages in float32 and float64), so that the workflow's ``compile_kernels`` rule
+pays that time once per install, before parallel jobs start and outside every recorded runtime.
 """
 
 from __future__ import annotations
