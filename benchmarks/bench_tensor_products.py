@@ -22,8 +22,8 @@ with ours and the order rotated between rounds, so load changes on a shared mach
 methods alike. Each timed call comes right after an untimed call of the same (method, pass,
 thread count), as in a loop that calls one product over and over (``--cold-calls``: without
 it). On a virtual machine a core that has idled for a few ms can take ms to wake: here a
-2-thread gaunt_grid call at L = 6 took 3.5 ms after another 2-thread call and 7 ms after a
-15 ms sleep or a 1-thread call (its helper thread joined late). Reported: medians over the rounds. BLAS (threadpoolctl), torch intra-op and
+2-thread gaunt_grid call at L = 6 took 3.5 ms after another 2-thread call, 4.6 ms after a
+1-thread call and 7-8 ms after a 15 ms sleep (its helper thread joined late). Reported: medians over the rounds. BLAS (threadpoolctl), torch intra-op and
 FFT threads are all limited to the largest of ``--threads`` (default 1); with several thread
 counts (``--threads 1 2``) every method runs at each count in the same interleaved rounds
 (ours through ``threads=``, e3nn through ``torch.set_num_threads``), and the table gains the
