@@ -285,6 +285,51 @@ def test_a_slow_thread_does_not_hold_up_the_others():
     assert sorted(done) == list(range(0, 80, 10)) and done[-1] == 0
 
 
+def test_a_thread_keeps_its_workspace_between_calls_but_not_inside_a_nested_one():
+    from pipeline.equivariant.chunk_threads import KEPT_WORKSPACE_BYTES, run_chunks
+
+    seen = []
+
+    def body(rows: slice, ws) -> None:
+        seen.append(ws)
+        ws.get("a", (rows.stop - rows.start, 4))
+
+    for dtype in (np.float64, np.float64, np.float32):
+        run_chunks(8, 8, body, xp=np, dtype=dtype, threads=1)
+    assert seen[0] is seen[1] and seen[2] is not seen[1]  # one per dtype
+
+    inner = []
+
+    def outer(rows: slice, ws) -> None:
+        run_chunks(4, 4, lambda r, w: inner.append(w), xp=np, dtype=np.float64, threads=1)
+        assert inner[-1] is not ws  # the nested call must not share the outer call's buffers
+
+    run_chunks(8, 8, outer, xp=np, dtype=np.float64, threads=1)
+
+    def big(rows: slice, ws) -> None:
+        seen.append(ws)
+        ws.get("big", (KEPT_WORKSPACE_BYTES // 8 + 1,))
+
+    run_chunks(1, 1, big, xp=np, dtype=np.float64, threads=1)
+    run_chunks(1, 1, big, xp=np, dtype=np.float64, threads=1)
+    assert seen[-1] is not seen[-2]  # a workspace over the limit is freed, not kept
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_reused_workspaces_give_the_same_products(rng, method):
+    # the second call of a thread finds buffers left dirty by a call on other data and sizes
+    x, y = _pair(rng, 3, 2, batch=(50,))
+    first = tensor_product(x, y, method=method, chunk_size=16, threads=2)[0]
+    g = rng.normal(size=first.shape)
+    first_grads = tensor_product_vjp(x, y, g, method=method, chunk_size=16, threads=2)
+    a, b = _pair(rng, 3, 2, batch=(300,))
+    tensor_product(a, b, method=method, chunk_size=64, threads=2)
+    tensor_product_vjp(a, b, rng.normal(size=(300, first.shape[1])), method=method, chunk_size=64, threads=2)
+    np.testing.assert_array_equal(tensor_product(x, y, method=method, chunk_size=16, threads=2)[0], first)
+    for got, want in zip(tensor_product_vjp(x, y, g, method=method, chunk_size=16, threads=2), first_grads):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_chunk_starts_give_every_thread_work():
     assert chunk_starts(10, 4, 1) == [0, 4, 8]
     assert chunk_starts(10, 4, 5) == [0, 2, 4, 6, 8]

@@ -76,13 +76,18 @@ def matmul_into(a: Any, b: Any, out: Any) -> None:
         out[...] = a @ b
 
 
+#: Shaped views a :class:`Workspace` caches before it starts afresh.
+_MAX_VIEWS = 256
+
+
 class Workspace:
-    """Named scratch arrays reused across the chunks of one call.
+    """Named scratch arrays reused across the chunks of a call.
 
     Fresh memory is expensive to fault in (about 0.3 ms per MiB measured on a virtualised
     CPU, comparable to the GEMMs of a chunk), so the product kernels take their temporaries
-    from here; a buffer grows when a larger shape is requested. A workspace belongs to one
-    call (it is not shared between threads or kept between calls).
+    from here; a buffer grows when a larger shape is requested. A workspace is used by one
+    thread at a time; :func:`pipeline.equivariant.chunk_threads.thread_workspace` keeps a
+    thread's workspace for its next call.
 
     Parameters
     ----------
@@ -95,11 +100,18 @@ class Workspace:
         self._buffers: dict[str, Any] = {}
         self._views: dict[tuple[str, tuple[int, ...]], Any] = {}
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of all buffers."""
+        return sum(int(buf.nbytes) for buf in self._buffers.values())
+
     def get(self, name: str, shape: tuple[int, ...]) -> Any:
         """A C-contiguous array of ``shape`` (contents undefined) backed by buffer ``name``."""
         view = self._views.get((name, shape))
         if view is not None:
             return view
+        if len(self._views) >= _MAX_VIEWS:  # a workspace kept across calls of many batch sizes
+            self._views.clear()
         size = math.prod(shape)
         buf = self._buffers.get(name)
         if buf is None or buf.size < size:
